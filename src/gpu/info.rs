@@ -1,0 +1,66 @@
+//! Adapter discovery for `mafat info`.
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+
+/// The limits that decide which buffers, bindings and dispatches mafat may use.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitsReport {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_storage_size: u32,
+}
+
+/// One adapter as `mafat info` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub limits: LimitsReport,
+}
+
+/// A wgpu instance configured from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, ...).
+pub fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter the environment allows, or an error saying there is none and what to do about it.
+pub fn list_adapters() -> Result<Vec<AdapterReport>> {
+    let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    let backends = desc.backends;
+    let instance = wgpu::Instance::new(desc);
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter(format!(
+            "no GPU adapter found (backends searched: {backends:?}); install a Vulkan driver \
+             (on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1 gives lavapipe) \
+             or check WGPU_BACKEND"
+        )));
+    }
+    Ok(adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            let l = a.limits();
+            AdapterReport {
+                name: i.name,
+                backend: i.backend.to_string(),
+                device_type: format!("{:?}", i.device_type),
+                driver: i.driver,
+                driver_info: i.driver_info,
+                limits: LimitsReport {
+                    max_buffer_size: l.max_buffer_size,
+                    max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                    max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+                    max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+                    max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+                },
+            }
+        })
+        .collect())
+}

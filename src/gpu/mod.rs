@@ -1,0 +1,3 @@
+//! GPU side (wgpu). For now: adapter discovery and the limits that matter to mafat.
+
+pub mod info;

@@ -1,0 +1,150 @@
+//! Network input: a PNG/JPEG image letterboxed as Darknet does, or synthetic data.
+
+use crate::error::{Error, Result};
+use crate::model::weights::parse_seeded;
+use crate::network::Shape;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use std::path::{Path, PathBuf};
+
+/// Where the input tensor comes from: `IMAGE`, `random[:SEED]` or `int[:SEED]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    Image(PathBuf),
+    /// Uniform in [0, 1), like a normalized image.
+    Random(u64),
+    /// Integers in −3..=3, for exact-arithmetic tests.
+    Int(u64),
+}
+
+impl InputSource {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match parse_seeded(s, "random")? {
+            Some(seed) => InputSource::Random(seed),
+            None => match parse_seeded(s, "int")? {
+                Some(seed) => InputSource::Int(seed),
+                None => InputSource::Image(s.into()),
+            },
+        })
+    }
+
+    /// Produce the input tensor of shape `shape`.
+    pub fn load(&self, shape: Shape) -> Result<Tensor> {
+        match self {
+            InputSource::Image(p) => load_image(p, shape),
+            InputSource::Random(seed) => {
+                let mut rng = Rng::new(*seed ^ 0xabcd);
+                Ok(Tensor::from_vec(shape, (0..shape.len()).map(|_| rng.unit()).collect()))
+            }
+            InputSource::Int(seed) => {
+                let mut rng = Rng::new(*seed ^ 0xef01);
+                Ok(Tensor::from_vec(
+                    shape,
+                    (0..shape.len()).map(|_| rng.int(-3, 3) as f32).collect(),
+                ))
+            }
+        }
+    }
+}
+
+/// Decode an image file to CHW floats in 0..1 (channels 3 = RGB, 1 = gray) and letterbox it to `shape`.
+pub fn load_image(path: &Path, shape: Shape) -> Result<Tensor> {
+    let err = |message: String| Error::Image {
+        path: path.to_path_buf(),
+        message,
+    };
+    let img = image::ImageReader::open(path)
+        .map_err(|e| err(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?
+        .decode()
+        .map_err(|e| err(format!("{e} (expected a PNG or JPEG file)")))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let data: Vec<f32> = match shape.c {
+        3 => {
+            let rgb = img.to_rgb8();
+            let raw = rgb.as_raw();
+            let mut chw = vec![0.0; 3 * w * h];
+            for (i, px) in raw.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    chw[c * w * h + i] = px[c] as f32 / 255.0;
+                }
+            }
+            chw
+        }
+        1 => img.to_luma8().as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+        c => {
+            return Err(err(format!(
+                "the network takes {c} channels; images feed networks with 1 or 3"
+            )));
+        }
+    };
+    let im = Tensor::from_vec(Shape::new(shape.c, h, w), data);
+    Ok(letterbox(&im, shape.w, shape.h))
+}
+
+/// Darknet's `letterbox_image`: scale to fit `w×h` keeping the aspect ratio (integer sizes as Darknet
+/// computes them), centre it, fill the rest with 0.5.
+pub fn letterbox(im: &Tensor, w: usize, h: usize) -> Tensor {
+    let (iw, ih) = (im.shape.w, im.shape.h);
+    let (new_w, new_h) = if (w as f32 / iw as f32) < (h as f32 / ih as f32) {
+        (w, (ih * w / iw).max(1))
+    } else {
+        ((iw * h / ih).max(1), h)
+    };
+    let resized = resize(im, new_w, new_h);
+    let mut boxed = Tensor::from_vec(
+        Shape::new(im.shape.c, h, w),
+        vec![0.5; im.shape.c * h * w],
+    );
+    let (dx, dy) = ((w - new_w) / 2, (h - new_h) / 2);
+    for c in 0..im.shape.c {
+        for y in 0..new_h {
+            for x in 0..new_w {
+                boxed.data[(c * h + y + dy) * w + x + dx] = resized.at(c, y, x);
+            }
+        }
+    }
+    boxed
+}
+
+/// Darknet's `resize_image`: bilinear, first along x then along y, with its exact arithmetic.
+pub fn resize(im: &Tensor, w: usize, h: usize) -> Tensor {
+    let (iw, ih, ic) = (im.shape.w, im.shape.h, im.shape.c);
+    let mut part = Tensor::zeros(Shape::new(ic, ih, w));
+    let w_scale = if w > 1 { (iw - 1) as f32 / (w - 1) as f32 } else { 0.0 };
+    let h_scale = if h > 1 { (ih - 1) as f32 / (h - 1) as f32 } else { 0.0 };
+    for k in 0..ic {
+        for r in 0..ih {
+            for c in 0..w {
+                let val = if c == w - 1 || iw == 1 {
+                    im.at(k, r, iw - 1)
+                } else {
+                    let sx = c as f32 * w_scale;
+                    let ix = sx as usize;
+                    let dx = sx - ix as f32;
+                    (1.0 - dx) * im.at(k, r, ix) + dx * im.at(k, r, (ix + 1).min(iw - 1))
+                };
+                part.data[(k * ih + r) * w + c] = val;
+            }
+        }
+    }
+    let mut out = Tensor::zeros(Shape::new(ic, h, w));
+    for k in 0..ic {
+        for r in 0..h {
+            let sy = r as f32 * h_scale;
+            let iy = sy as usize;
+            let dy = sy - iy as f32;
+            for c in 0..w {
+                out.data[(k * h + r) * w + c] = (1.0 - dy) * part.at(k, iy, c);
+            }
+            if r == h - 1 || ih == 1 {
+                continue;
+            }
+            for c in 0..w {
+                out.data[(k * h + r) * w + c] += dy * part.at(k, (iy + 1).min(ih - 1), c);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,21 @@
+//! mafat — memory-aware fusing and tiling of convolutional networks on the GPU through wgpu.
+//!
+//! Layout, from input to execution:
+//! - [`model`]: model formats (Darknet `.cfg`/`.weights`, built-in models);
+//! - [`network`]: the network IR (layers with inferred shapes);
+//! - [`reference`]: the CPU reference executor, the oracle for every GPU path;
+//! - [`input`], [`tensor`]: input images/synthetic data and tensors (`.npy` output);
+//! - [`gpu`]: the wgpu side.
+
+pub mod error;
+pub mod gpu;
+pub mod input;
+pub mod model;
+pub mod network;
+pub mod reference;
+mod rng;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use network::{Layer, LayerKind, Network, Shape};
+pub use tensor::Tensor;

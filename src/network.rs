@@ -1,0 +1,367 @@
+//! Network IR: an ordered list of layers (Darknet numbering, from 0) with inferred shapes.
+//!
+//! Every tensor is f32, batch 1, laid out C×H×W. Output sizes follow Darknet's exact integer formulas
+//! (see `../shared/design.md`, "Darknet semantics").
+
+use serde::Serialize;
+use std::fmt;
+
+/// A feature-map shape: channels × height × width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Shape {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Shape {
+    pub const fn new(c: usize, h: usize, w: usize) -> Self {
+        Shape { c, h, w }
+    }
+    /// Number of f32 elements.
+    pub const fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Size in bytes as f32.
+    pub const fn bytes(&self) -> u64 {
+        self.len() as u64 * 4
+    }
+}
+
+impl fmt::Display for Shape {
+    /// Darknet order: width × height × channels.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.w, self.h, self.c)
+    }
+}
+
+/// Pointwise activation applied after a convolution or shortcut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Linear,
+    Leaky,
+    Relu,
+    Logistic,
+    Mish,
+}
+
+impl Activation {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "linear" => Activation::Linear,
+            "leaky" => Activation::Leaky,
+            "relu" => Activation::Relu,
+            "logistic" => Activation::Logistic,
+            "mish" => Activation::Mish,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Linear => "linear",
+            Activation::Leaky => "leaky",
+            Activation::Relu => "relu",
+            Activation::Logistic => "logistic",
+            Activation::Mish => "mish",
+        }
+    }
+    /// Darknet's activation functions, in f32. `leaky` multiplies by the f32 constant 0.1 (Darknet
+    /// evaluates `.1*x` in double; the two agree to within one ulp, and every mafat path uses this form).
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Linear => x,
+            Activation::Leaky => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.1 * x
+                }
+            }
+            Activation::Relu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Activation::Logistic => 1.0 / (1.0 + (-x).exp()),
+            Activation::Mish => {
+                // AlexeyAB's darknet: x * tanh(softplus(x)), softplus with threshold 20.
+                let sp = if x > 20.0 {
+                    x
+                } else if x < -20.0 {
+                    x.exp()
+                } else {
+                    (x.exp() + 1.0).ln()
+                };
+                x * sp.tanh()
+            }
+        }
+    }
+}
+
+/// `[convolutional]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conv {
+    pub filters: usize,
+    pub size: usize,
+    pub stride: usize,
+    /// Symmetric zero padding on every side.
+    pub padding: usize,
+    pub groups: usize,
+    pub batch_normalize: bool,
+    pub activation: Activation,
+}
+
+/// `[maxpool]` with Darknet's padding: the window starts at `-(padding/2)`; out-of-map cells never win.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaxPool {
+    pub size: usize,
+    pub stride: usize,
+    /// Total padding (Darknet's `padding`, default `size - 1`): `padding/2` before, the rest after.
+    pub padding: usize,
+}
+
+impl MaxPool {
+    /// Padding before the first row/column.
+    pub fn pad_before(&self) -> usize {
+        self.padding / 2
+    }
+}
+
+/// `[region]`: the YOLOv2 detection head (an in-place activation of its input).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Region {
+    pub classes: usize,
+    pub coords: usize,
+    pub num: usize,
+    pub softmax: bool,
+    pub background: bool,
+    pub anchors: Vec<f32>,
+}
+
+/// `[yolo]`: the YOLOv3 detection head.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Yolo {
+    pub classes: usize,
+    /// Indices into `anchors` (pairs) used by this head; `mask.len()` boxes per cell.
+    pub mask: Vec<usize>,
+    pub anchors: Vec<f32>,
+}
+
+/// What a layer computes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum LayerKind {
+    Conv(Conv),
+    MaxPool(MaxPool),
+    /// Global average pool to C×1×1.
+    AvgPool,
+    /// Softmax over channels (Darknet's `[softmax]` on a C×1×1 input, `groups` equal slices).
+    Softmax { groups: usize, temperature: f32 },
+    /// Concatenate the outputs of `layers` along channels.
+    Route { layers: Vec<usize> },
+    /// Nearest-neighbour upsampling by `stride`, multiplied by `scale`.
+    Upsample { stride: usize, scale: f32 },
+    /// Darknet's `[reorg]` (space-to-depth with Darknet's exact index mapping).
+    Reorg { stride: usize },
+    /// `activation(alpha·previous + beta·layers[from])`, same shapes.
+    Shortcut {
+        from: usize,
+        activation: Activation,
+        alpha: f32,
+        beta: f32,
+    },
+    Region(Region),
+    Yolo(Yolo),
+}
+
+impl LayerKind {
+    /// Darknet's section name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LayerKind::Conv(_) => "conv",
+            LayerKind::MaxPool(_) => "max",
+            LayerKind::AvgPool => "avg",
+            LayerKind::Softmax { .. } => "softmax",
+            LayerKind::Route { .. } => "route",
+            LayerKind::Upsample { .. } => "upsample",
+            LayerKind::Reorg { .. } => "reorg",
+            LayerKind::Shortcut { .. } => "shortcut",
+            LayerKind::Region(_) => "region",
+            LayerKind::Yolo(_) => "yolo",
+        }
+    }
+}
+
+/// Where a layer reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Source {
+    /// The network's input image.
+    Input,
+    /// The output of layer `n`.
+    Layer(usize),
+}
+
+/// One layer with its inferred shapes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Layer {
+    pub index: usize,
+    pub kind: LayerKind,
+    /// Shape of the primary input (the previous layer's output; for a route, its concatenated inputs).
+    pub input: Shape,
+    pub output: Shape,
+}
+
+impl Layer {
+    /// Bytes of the layer's parameters as mafat holds them on the device (f32 weights with batch norm
+    /// folded in, plus one f32 bias per filter).
+    pub fn weight_bytes(&self) -> u64 {
+        match &self.kind {
+            LayerKind::Conv(c) => 4 * self.weight_count(c) as u64 + 4 * c.filters as u64,
+            _ => 0,
+        }
+    }
+
+    /// Number of conv weights (without biases).
+    fn weight_count(&self, c: &Conv) -> usize {
+        c.filters * (self.input.c / c.groups) * c.size * c.size
+    }
+
+    /// Multiply-accumulates of the layer (0 for layers that only move or compare data).
+    pub fn macs(&self) -> u64 {
+        match &self.kind {
+            LayerKind::Conv(c) => {
+                (self.output.h * self.output.w) as u64 * self.weight_count(c) as u64
+            }
+            _ => 0,
+        }
+    }
+
+    /// "size/stride" column of the layer table.
+    pub fn window(&self) -> String {
+        match &self.kind {
+            LayerKind::Conv(c) => format!("{}x{}/{}", c.size, c.size, c.stride),
+            LayerKind::MaxPool(p) => format!("{}x{}/{}", p.size, p.size, p.stride),
+            LayerKind::Reorg { stride } | LayerKind::Upsample { stride, .. } => format!("/{stride}"),
+            _ => String::new(),
+        }
+    }
+}
+
+/// An ordered list of layers with inferred shapes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Network {
+    /// Built-in model name or cfg path.
+    pub name: String,
+    pub input: Shape,
+    pub layers: Vec<Layer>,
+}
+
+impl Network {
+    /// Where layer `i` reads from, in order (a shortcut reads the previous layer, then `from`).
+    pub fn sources(&self, i: usize) -> Vec<Source> {
+        let prev = if i == 0 {
+            Source::Input
+        } else {
+            Source::Layer(i - 1)
+        };
+        match &self.layers[i].kind {
+            LayerKind::Route { layers } => layers.iter().map(|&l| Source::Layer(l)).collect(),
+            LayerKind::Shortcut { from, .. } => vec![prev, Source::Layer(*from)],
+            _ => vec![prev],
+        }
+    }
+
+    /// Shape of a source.
+    pub fn shape_of(&self, s: Source) -> Shape {
+        match s {
+            Source::Input => self.input,
+            Source::Layer(l) => self.layers[l].output,
+        }
+    }
+
+    /// Total multiply-accumulates.
+    pub fn macs(&self) -> u64 {
+        self.layers.iter().map(Layer::macs).sum()
+    }
+
+    /// Total parameter bytes (folded f32).
+    pub fn weight_bytes(&self) -> u64 {
+        self.layers.iter().map(Layer::weight_bytes).sum()
+    }
+
+    /// The network's output layers: every detection head if there is any, else the last layer.
+    pub fn outputs(&self) -> Vec<usize> {
+        let heads: Vec<usize> = self
+            .layers
+            .iter()
+            .filter(|l| matches!(l.kind, LayerKind::Region(_) | LayerKind::Yolo(_)))
+            .map(|l| l.index)
+            .collect();
+        if heads.is_empty() {
+            self.layers.len().checked_sub(1).into_iter().collect()
+        } else {
+            heads
+        }
+    }
+
+    /// Keep only layers `0..n` (e.g. the first 16 layers of YOLOv2, as DeepThings and MAFAT tile them).
+    pub fn truncate(&mut self, n: usize) {
+        self.layers.truncate(n);
+    }
+
+    /// Darknet-style layer table: index, type, filters, size/stride, input → output, weight bytes, MACs.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:>5} {:<9} {:>7} {:>9}  {:>16}    {:>16} {:>12} {:>15}",
+            "layer", "type", "filters", "size", "input", "output", "weight B", "MACs"
+        );
+        for l in &self.layers {
+            let filters = match &l.kind {
+                LayerKind::Conv(c) => c.filters.to_string(),
+                _ => String::new(),
+            };
+            let input = match &l.kind {
+                LayerKind::Route { layers } => layers
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                LayerKind::Shortcut { from, .. } => format!("{} + {}", l.index - 1, from),
+                _ => l.input.to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "{:>5} {:<9} {:>7} {:>9}  {:>16} -> {:>16} {:>12} {:>15}",
+                l.index,
+                l.kind.name(),
+                filters,
+                l.window(),
+                input,
+                l.output.to_string(),
+                l.weight_bytes(),
+                l.macs()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "total: {} layers, input {}, {} weight bytes ({:.1} MiB), {} MACs ({:.2} G)",
+            self.layers.len(),
+            self.input,
+            self.weight_bytes(),
+            self.weight_bytes() as f64 / (1024.0 * 1024.0),
+            self.macs(),
+            self.macs() as f64 / 1e9
+        );
+        s
+    }
+}
