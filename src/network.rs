@@ -311,11 +311,6 @@ impl Network {
         }
     }
 
-    /// Keep only layers `0..n` (e.g. the first 16 layers of YOLOv2, as DeepThings and MAFAT tile them).
-    pub fn truncate(&mut self, n: usize) {
-        self.layers.truncate(n);
-    }
-
     /// Darknet-style layer table: index, type, filters, size/stride, input → output, weight bytes, MACs.
     pub fn table(&self) -> String {
         use std::fmt::Write;

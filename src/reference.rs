@@ -227,15 +227,27 @@ pub fn reorg(x: &Tensor, stride: usize) -> Tensor {
     )
 }
 
-/// `activation(alpha·a + beta·b)`.
+/// Darknet's `[shortcut]`: `out = a` (the previous layer), then over the channels and positions the two
+/// maps share, `out = alpha·out + beta·b` with `b` subsampled (or `out` strided) by the integer size
+/// ratio, then `activation` everywhere. With equal shapes: `activation(alpha·a + beta·b)`.
 pub fn shortcut(a: &Tensor, b: &Tensor, act: crate::network::Activation, alpha: f32, beta: f32) -> Tensor {
-    let data = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .map(|(&x, &y)| act.apply(alpha * x + beta * y))
-        .collect();
-    Tensor::from_vec(a.shape, data)
+    let (o, f) = (a.shape, b.shape);
+    let stride = (f.w / o.w).max(1);
+    let sample = (o.w / f.w).max(1);
+    let mut out = a.clone();
+    for k in 0..o.c.min(f.c) {
+        for j in 0..o.h.min(f.h) {
+            for i in 0..o.w.min(f.w) {
+                let oi = i * sample + o.w * (j * sample + o.h * k);
+                let ai = i * stride + f.w * (j * stride + f.h * k);
+                out.data[oi] = alpha * out.data[oi] + beta * b.data[ai];
+            }
+        }
+    }
+    for v in &mut out.data {
+        *v = act.apply(*v);
+    }
+    out
 }
 
 fn logistic(v: &mut [f32]) {

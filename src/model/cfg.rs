@@ -273,6 +273,17 @@ fn checked_shape(cx: &Ctx, line: usize, index: usize, s: Shape) -> Result<Shape>
 /// Parse a `.cfg` text into a network. `origin` (a path or a built-in name) is used in error messages.
 /// `size` overrides `[net] width,height`.
 pub fn parse(text: &str, origin: &str, size: Option<(usize, usize)>) -> Result<Network> {
+    parse_prefix(text, origin, size, usize::MAX)
+}
+
+/// Like [`parse`], but build only the first `max_layers` layers (the rest must still be well-formed
+/// sections; their shapes are not inferred, so an input size that suits only the prefix is fine).
+pub fn parse_prefix(
+    text: &str,
+    origin: &str,
+    size: Option<(usize, usize)>,
+    max_layers: usize,
+) -> Result<Network> {
     let cx = Ctx { origin };
     let mut sections = read_sections(&cx, text)?;
     if sections.is_empty() {
@@ -298,7 +309,7 @@ pub fn parse(text: &str, origin: &str, size: Option<(usize, usize)>) -> Result<N
     let input = checked_shape(&cx, net.line, 0, Shape::new(c, h, w))?;
 
     let mut layers: Vec<Layer> = Vec::with_capacity(sections.len());
-    for (index, mut s) in sections.into_iter().enumerate() {
+    for (index, mut s) in sections.into_iter().take(max_layers).enumerate() {
         let prev = layers.last().map_or(input, |l| l.output);
         let line = s.line;
         let (kind, in_shape, out) = match s.name.as_str() {
@@ -440,10 +451,13 @@ pub fn parse(text: &str, origin: &str, size: Option<(usize, usize)>) -> Result<N
                 let alpha = s.float(&cx, "alpha", 1.0)?;
                 let beta = s.float(&cx, "beta", 1.0)?;
                 s.finish(&cx, &[])?;
-                if layers[from].output != prev {
+                let add = layers[from].output;
+                let scales = |a: usize, b: usize| b > 0 && a % b == 0;
+                let fits = (scales(add.w, prev.w) && scales(add.h, prev.h) && add.w / prev.w == add.h / prev.h)
+                    || (scales(prev.w, add.w) && scales(prev.h, add.h) && prev.w / add.w == prev.h / add.h);
+                if !fits {
                     return Err(cx.err(line, format!(
-                        "layer {index}: shortcut adds layer {from} ({}) to {prev}; mafat needs equal shapes",
-                        layers[from].output
+                        "layer {index}: shortcut adds layer {from} ({add}) to {prev}; their widths and heights must be equal or differ by one integer factor"
                     )));
                 }
                 (LayerKind::Shortcut { from, activation, alpha, beta }, prev, prev)

@@ -13,11 +13,7 @@ use std::path::Path;
 /// `.cfg` path. `size` = `(width, height)` overrides the cfg's input size.
 pub fn load(model: &str, size: Option<(usize, usize)>) -> Result<Network> {
     if let Some((text, keep)) = builtin::lookup(model) {
-        let mut net = cfg::parse(text, model, size)?;
-        if let Some(n) = keep {
-            net.truncate(n);
-        }
-        return Ok(net);
+        return cfg::parse_prefix(text, model, size, keep.unwrap_or(usize::MAX));
     }
     let path = Path::new(model);
     if !path.exists() {
