@@ -34,7 +34,10 @@ impl InputSource {
             InputSource::Image(p) => load_image(p, shape),
             InputSource::Random(seed) => {
                 let mut rng = Rng::new(*seed ^ 0xabcd);
-                Ok(Tensor::from_vec(shape, (0..shape.len()).map(|_| rng.unit()).collect()))
+                Ok(Tensor::from_vec(
+                    shape,
+                    (0..shape.len()).map(|_| rng.unit()).collect(),
+                ))
             }
             InputSource::Int(seed) => {
                 let mut rng = Rng::new(*seed ^ 0xef01);
@@ -72,7 +75,12 @@ pub fn load_image(path: &Path, shape: Shape) -> Result<Tensor> {
             }
             chw
         }
-        1 => img.to_luma8().as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+        1 => img
+            .to_luma8()
+            .as_raw()
+            .iter()
+            .map(|&v| v as f32 / 255.0)
+            .collect(),
         c => {
             return Err(err(format!(
                 "the network takes {c} channels; images feed networks with 1 or 3"
@@ -93,10 +101,7 @@ pub fn letterbox(im: &Tensor, w: usize, h: usize) -> Tensor {
         ((iw * h / ih).max(1), h)
     };
     let resized = resize(im, new_w, new_h);
-    let mut boxed = Tensor::from_vec(
-        Shape::new(im.shape.c, h, w),
-        vec![0.5; im.shape.c * h * w],
-    );
+    let mut boxed = Tensor::from_vec(Shape::new(im.shape.c, h, w), vec![0.5; im.shape.c * h * w]);
     let (dx, dy) = ((w - new_w) / 2, (h - new_h) / 2);
     for c in 0..im.shape.c {
         for y in 0..new_h {
@@ -112,8 +117,16 @@ pub fn letterbox(im: &Tensor, w: usize, h: usize) -> Tensor {
 pub fn resize(im: &Tensor, w: usize, h: usize) -> Tensor {
     let (iw, ih, ic) = (im.shape.w, im.shape.h, im.shape.c);
     let mut part = Tensor::zeros(Shape::new(ic, ih, w));
-    let w_scale = if w > 1 { (iw - 1) as f32 / (w - 1) as f32 } else { 0.0 };
-    let h_scale = if h > 1 { (ih - 1) as f32 / (h - 1) as f32 } else { 0.0 };
+    let w_scale = if w > 1 {
+        (iw - 1) as f32 / (w - 1) as f32
+    } else {
+        0.0
+    };
+    let h_scale = if h > 1 {
+        (ih - 1) as f32 / (h - 1) as f32
+    } else {
+        0.0
+    };
     for k in 0..ic {
         for r in 0..ih {
             for c in 0..w {

@@ -91,7 +91,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Layers { model, size, json } => {
             let net = load_model(&model, size.as_deref())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&layers_json(&net)).expect("json"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&layers_json(&net)).expect("json")
+                );
             } else {
                 print!("{}", net.table());
             }
@@ -203,11 +206,26 @@ fn info(json: bool) -> Result<()> {
         println!("  device type:  {}", a.device_type);
         println!("  driver:       {} ({})", a.driver, a.driver_info);
         let l = &a.limits;
-        println!("  max_buffer_size:                       {}", l.max_buffer_size);
-        println!("  max_storage_buffer_binding_size:       {}", l.max_storage_buffer_binding_size);
-        println!("  max_compute_workgroups_per_dimension:  {}", l.max_compute_workgroups_per_dimension);
-        println!("  max_compute_invocations_per_workgroup: {}", l.max_compute_invocations_per_workgroup);
-        println!("  max_compute_workgroup_storage_size:    {}", l.max_compute_workgroup_storage_size);
+        println!(
+            "  max_buffer_size:                       {}",
+            l.max_buffer_size
+        );
+        println!(
+            "  max_storage_buffer_binding_size:       {}",
+            l.max_storage_buffer_binding_size
+        );
+        println!(
+            "  max_compute_workgroups_per_dimension:  {}",
+            l.max_compute_workgroups_per_dimension
+        );
+        println!(
+            "  max_compute_invocations_per_workgroup: {}",
+            l.max_compute_invocations_per_workgroup
+        );
+        println!(
+            "  max_compute_workgroup_storage_size:    {}",
+            l.max_compute_workgroup_storage_size
+        );
     }
     Ok(())
 }

@@ -163,13 +163,23 @@ pub enum LayerKind {
     /// Global average pool to C×1×1.
     AvgPool,
     /// Softmax over channels (Darknet's `[softmax]` on a C×1×1 input, `groups` equal slices).
-    Softmax { groups: usize, temperature: f32 },
+    Softmax {
+        groups: usize,
+        temperature: f32,
+    },
     /// Concatenate the outputs of `layers` along channels.
-    Route { layers: Vec<usize> },
+    Route {
+        layers: Vec<usize>,
+    },
     /// Nearest-neighbour upsampling by `stride`, multiplied by `scale`.
-    Upsample { stride: usize, scale: f32 },
+    Upsample {
+        stride: usize,
+        scale: f32,
+    },
     /// Darknet's `[reorg]` (space-to-depth with Darknet's exact index mapping).
-    Reorg { stride: usize },
+    Reorg {
+        stride: usize,
+    },
     /// `activation(alpha·previous + beta·layers[from])`, same shapes.
     Shortcut {
         from: usize,
@@ -248,7 +258,9 @@ impl Layer {
         match &self.kind {
             LayerKind::Conv(c) => format!("{}x{}/{}", c.size, c.size, c.stride),
             LayerKind::MaxPool(p) => format!("{}x{}/{}", p.size, p.size, p.stride),
-            LayerKind::Reorg { stride } | LayerKind::Upsample { stride, .. } => format!("/{stride}"),
+            LayerKind::Reorg { stride } | LayerKind::Upsample { stride, .. } => {
+                format!("/{stride}")
+            }
             _ => String::new(),
         }
     }

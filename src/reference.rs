@@ -39,8 +39,18 @@ fn par_planes(out: &mut [f32], plane: usize, f: impl Fn(usize, &mut [f32]) + Syn
 }
 
 /// Output positions `o` in `0..out_len` whose tap `o·stride + k − pad` lies inside `0..in_len`.
-fn valid(out_len: usize, stride: usize, k: usize, pad: usize, in_len: usize) -> std::ops::Range<usize> {
-    let lo = if pad > k { (pad - k).div_ceil(stride) } else { 0 };
+fn valid(
+    out_len: usize,
+    stride: usize,
+    k: usize,
+    pad: usize,
+    in_len: usize,
+) -> std::ops::Range<usize> {
+    let lo = if pad > k {
+        (pad - k).div_ceil(stride)
+    } else {
+        0
+    };
     let hi = if in_len + pad > k {
         ((in_len - 1 + pad - k) / stride + 1).min(out_len)
     } else {
@@ -155,7 +165,10 @@ pub fn avgpool(x: &Tensor) -> Tensor {
 /// `stride` apart, starting at `offset`.
 fn softmax_slice(data: &mut [f32], offset: usize, n: usize, stride: usize, temperature: f32) {
     let idx = |i: usize| offset + i * stride;
-    let largest = (0..n).fold(-f32::MAX, |m, i| if data[idx(i)] > m { data[idx(i)] } else { m });
+    let largest = (0..n).fold(
+        -f32::MAX,
+        |m, i| if data[idx(i)] > m { data[idx(i)] } else { m },
+    );
     let mut sum = 0.0f32;
     for i in 0..n {
         let e = ((data[idx(i)] / temperature - largest / temperature) as f64).exp() as f32;
@@ -230,7 +243,13 @@ pub fn reorg(x: &Tensor, stride: usize) -> Tensor {
 /// Darknet's `[shortcut]`: `out = a` (the previous layer), then over the channels and positions the two
 /// maps share, `out = alpha·out + beta·b` with `b` subsampled (or `out` strided) by the integer size
 /// ratio, then `activation` everywhere. With equal shapes: `activation(alpha·a + beta·b)`.
-pub fn shortcut(a: &Tensor, b: &Tensor, act: crate::network::Activation, alpha: f32, beta: f32) -> Tensor {
+pub fn shortcut(
+    a: &Tensor,
+    b: &Tensor,
+    act: crate::network::Activation,
+    alpha: f32,
+    beta: f32,
+) -> Tensor {
     let (o, f) = (a.shape, b.shape);
     let stride = (f.w / o.w).max(1);
     let sample = (o.w / f.w).max(1);
@@ -307,7 +326,10 @@ pub fn run_layer(net: &Network, weights: &Weights, i: usize, inputs: &[&Tensor])
         LayerKind::Conv(c) => conv2d(x, c, weights.conv(i)),
         LayerKind::MaxPool(m) => maxpool(x, m),
         LayerKind::AvgPool => avgpool(x),
-        LayerKind::Softmax { groups, temperature } => softmax(x, *groups, *temperature),
+        LayerKind::Softmax {
+            groups,
+            temperature,
+        } => softmax(x, *groups, *temperature),
         LayerKind::Route { .. } => route(inputs),
         LayerKind::Upsample { stride, scale } => upsample(x, *stride, *scale),
         LayerKind::Reorg { stride } => reorg(x, *stride),
@@ -324,7 +346,12 @@ pub fn run_layer(net: &Network, weights: &Weights, i: usize, inputs: &[&Tensor])
 
 /// Run the whole network and return the outputs of the layers in `keep`, in that order. Every other
 /// map is dropped as soon as its last consumer has run.
-pub fn forward(net: &Network, weights: &Weights, input: &Tensor, keep: &[usize]) -> Result<Vec<Tensor>> {
+pub fn forward(
+    net: &Network,
+    weights: &Weights,
+    input: &Tensor,
+    keep: &[usize],
+) -> Result<Vec<Tensor>> {
     if input.shape != net.input {
         return Err(Error::Usage(format!(
             "input is {} but {} takes {}",
@@ -356,7 +383,9 @@ pub fn forward(net: &Network, weights: &Weights, input: &Tensor, keep: &[usize])
                 .into_iter()
                 .map(|s| match s {
                     Source::Input => input,
-                    Source::Layer(l) => maps[l].as_ref().expect("inputs are alive until their last use"),
+                    Source::Layer(l) => maps[l]
+                        .as_ref()
+                        .expect("inputs are alive until their last use"),
                 })
                 .collect();
             run_layer(net, weights, i, &inputs)

@@ -20,7 +20,11 @@ impl Tensor {
 
     /// Wrap `data`; its length must be `shape.len()`.
     pub fn from_vec(shape: Shape, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), shape.len(), "tensor data does not match {shape}");
+        assert_eq!(
+            data.len(),
+            shape.len(),
+            "tensor data does not match {shape}"
+        );
         Tensor { shape, data }
     }
 
@@ -42,7 +46,13 @@ impl Tensor {
             .iter()
             .zip(&other.data)
             .map(|(a, b)| (a - b).abs())
-            .fold(0.0, |m, d| if d.is_nan() || m.is_nan() { f32::NAN } else { m.max(d) })
+            .fold(0.0, |m, d| {
+                if d.is_nan() || m.is_nan() {
+                    f32::NAN
+                } else {
+                    m.max(d)
+                }
+            })
     }
 
     /// `.npy` (version 1.0, little-endian f32, C order, shape `(C, H, W)`).

