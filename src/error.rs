@@ -34,9 +34,32 @@ pub enum Error {
     )]
     UnknownModel(String),
 
-    /// No GPU adapter is available.
+    /// No GPU adapter is available (or none matches the requested name).
     #[error("{0}")]
     NoAdapter(String),
+
+    /// wgpu reported a validation, out-of-memory or device-lost error.
+    #[error("GPU error during {during}: {message}")]
+    Gpu { during: String, message: String },
+
+    /// An allocation would pass the device-memory budget.
+    #[error(
+        "device-memory budget exceeded: allocating {request} bytes for {label} with {held} bytes already held would pass the budget of {budget} bytes; raise --budget or use a finer tiling"
+    )]
+    Budget {
+        budget: u64,
+        request: u64,
+        held: u64,
+        label: String,
+    },
+
+    /// A buffer, binding or dispatch would pass an adapter limit.
+    #[error("{0}")]
+    DeviceLimit(String),
+
+    /// The network uses something this path cannot run.
+    #[error("{0}")]
+    Unsupported(String),
 
     /// File-system errors, with the path that failed.
     #[error("{path}: {source}")]

@@ -1,9 +1,11 @@
 //! `mafat` command-line interface. Every library error is reported in one line.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mafat::gpu::{BufferPool, Executor, GpuContext, Pipelines};
 use mafat::input::InputSource;
 use mafat::model::weights::WeightSource;
-use mafat::{Error, Result, model, reference};
+use mafat::plan::{DeviceLimits, Mode, plan_untiled};
+use mafat::{Error, Result, Tensor, model, reference, units};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,9 +60,24 @@ enum Command {
         /// A PNG/JPEG image (letterboxed as Darknet does), random[:SEED] or int[:SEED].
         #[arg(long, default_value = "random:0")]
         input: String,
-        /// Where to run: the CPU reference or the GPU.
-        #[arg(long, value_enum, default_value = "cpu")]
+        /// Where to run: the GPU (wgpu) or the CPU reference.
+        #[arg(long, value_enum, default_value = "gpu")]
         device: Device,
+        /// Untiled GPU mode: layerwise (liveness reuse) or naive (every map alive).
+        #[arg(long, value_enum, default_value = "layerwise")]
+        mode: Mode,
+        /// Adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the best GPU).
+        #[arg(long)]
+        adapter: Option<String>,
+        /// Device-memory budget (e.g. 64MiB): refuse before allocating if the plan needs more.
+        #[arg(long)]
+        budget: Option<String>,
+        /// Timed GPU runs after one warm-up run (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Compare the GPU output with the CPU reference.
+        #[arg(long)]
+        verify: bool,
         /// Write the output tensor as .npy (several heads: FILE.L<layer>.npy each).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -106,57 +123,253 @@ fn run(cli: Cli) -> Result<()> {
             weights,
             input,
             device,
+            mode,
+            adapter,
+            budget,
+            runs,
+            verify,
             out,
             json,
         } => {
             let net = load_model(&model, size.as_deref())?;
-            if device == Device::Gpu {
-                return Err(Error::Usage(
-                    "--device gpu: the GPU executor is not built yet; use --device cpu".into(),
-                ));
-            }
+            let budget = budget.as_deref().map(units::parse_bytes).transpose()?;
             let weights = WeightSource::parse(&weights)?.load(&net)?;
             let x = InputSource::parse(&input)?.load(net.input)?;
-            let heads = net.outputs();
-            let t0 = Instant::now();
-            let outputs = reference::forward(&net, &weights, &x, &heads)?;
-            let ms = t0.elapsed().as_secs_f64() * 1e3;
-            let files = match &out {
-                Some(path) => write_outputs(path, &heads, &outputs)?,
-                None => Vec::new(),
-            };
-            if json {
-                let v = json!({
-                    "model": net.name,
-                    "input": [net.input.c, net.input.h, net.input.w],
-                    "device": "cpu",
-                    "latency_ms": ms,
-                    "timing": "wall clock, one run of the CPU reference",
-                    "macs": net.macs(),
-                    "outputs": heads.iter().zip(&outputs).map(|(l, t)| json!({
-                        "layer": l, "shape": [t.shape.c, t.shape.h, t.shape.w]
-                    })).collect::<Vec<_>>(),
-                    "files": files,
-                });
-                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
-            } else {
-                println!(
-                    "{}: input {} on the CPU reference: {ms:.1} ms ({:.2} G MACs, {:.2} GMAC/s)",
-                    net.name,
-                    net.input,
-                    net.macs() as f64 / 1e9,
-                    net.macs() as f64 / 1e6 / ms
-                );
-                for (l, t) in heads.iter().zip(&outputs) {
-                    println!("  output of layer {l}: {}", t.shape);
-                }
-                for f in files {
-                    println!("  wrote {f}");
+            match device {
+                Device::Cpu => run_cpu(&net, &weights, &x, out.as_deref(), json),
+                Device::Gpu => {
+                    let opts = GpuRun {
+                        mode,
+                        adapter: adapter.as_deref(),
+                        budget,
+                        runs: runs.max(1),
+                        verify,
+                        out: out.as_deref(),
+                        json,
+                    };
+                    run_gpu(&net, &weights, &x, &opts)
                 }
             }
-            Ok(())
         }
     }
+}
+
+fn run_cpu(
+    net: &mafat::Network,
+    weights: &mafat::model::weights::Weights,
+    x: &Tensor,
+    out: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    let heads = net.outputs();
+    let t0 = Instant::now();
+    let outputs = reference::forward(net, weights, x, &heads)?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    let files = match out {
+        Some(path) => write_outputs(path, &heads, &outputs)?,
+        None => Vec::new(),
+    };
+    if json {
+        let v = json!({
+            "model": net.name,
+            "input": [net.input.c, net.input.h, net.input.w],
+            "device": "cpu",
+            "latency_ms": ms,
+            "timing": "wall clock, one run of the CPU reference",
+            "macs": net.macs(),
+            "outputs": heads.iter().zip(&outputs).map(|(l, t)| json!({
+                "layer": l, "shape": [t.shape.c, t.shape.h, t.shape.w]
+            })).collect::<Vec<_>>(),
+            "files": files,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        println!(
+            "{}: input {} on the CPU reference: {ms:.1} ms ({:.2} G MACs, {:.2} GMAC/s)",
+            net.name,
+            net.input,
+            net.macs() as f64 / 1e9,
+            net.macs() as f64 / 1e6 / ms
+        );
+        for (l, t) in heads.iter().zip(&outputs) {
+            println!("  output of layer {l}: {}", t.shape);
+        }
+        for f in files {
+            println!("  wrote {f}");
+        }
+    }
+    Ok(())
+}
+
+struct GpuRun<'a> {
+    mode: Mode,
+    adapter: Option<&'a str>,
+    budget: Option<u64>,
+    runs: usize,
+    verify: bool,
+    out: Option<&'a Path>,
+    json: bool,
+}
+
+/// Peak resident set size of this process (VmHWM), in bytes.
+fn rss_peak_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Every layer its own untiled group: `0..1:1x1,1..2:1x1,...`.
+fn untiled_config(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{i}..{}:1x1", i + 1))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn run_gpu(
+    net: &mafat::Network,
+    weights: &mafat::model::weights::Weights,
+    x: &Tensor,
+    o: &GpuRun<'_>,
+) -> Result<()> {
+    let ctx = GpuContext::new(o.adapter)?;
+    let limits = DeviceLimits::from_wgpu(&ctx.limits, ctx.timestamps);
+    let plan = plan_untiled(net, o.mode, &limits)?;
+    let predicted = plan.peak_bytes();
+    if let Some(budget) = o.budget
+        && predicted > budget
+    {
+        let biggest = plan
+            .buffers
+            .iter()
+            .max_by_key(|b| b.size)
+            .expect("a plan has buffers");
+        return Err(Error::Usage(format!(
+            "the {:?} plan needs {predicted} bytes of device memory, over the budget of {budget} bytes (largest item: {} of {} bytes); raise --budget",
+            o.mode, biggest.label, biggest.size
+        )));
+    }
+    let pipelines = Pipelines::new(&ctx)?;
+    let mut pool = BufferPool::new(o.budget);
+    let ex = Executor::new(&ctx, &pipelines, net, weights, plan, &mut pool)?;
+    let mut alloc_peak = ctx.allocator_bytes().unwrap_or((0, 0));
+    let sample = |peak: &mut (u64, u64)| {
+        if let Some((a, r)) = ctx.allocator_bytes() {
+            *peak = (peak.0.max(a), peak.1.max(r));
+        }
+    };
+    let result = (|| {
+        let mut last = ex.run(&ctx, &pipelines, x)?; // warm-up (first dispatches compile shaders)
+        let mut times = Vec::with_capacity(o.runs);
+        for _ in 0..o.runs {
+            last = ex.run(&ctx, &pipelines, x)?;
+            times.push(last.compute_ms);
+            sample(&mut alloc_peak);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok::<_, Error>((last, times[times.len() / 2]))
+    })();
+    let plan = ex.plan.clone();
+    ex.release(&mut pool);
+    let (last, median_ms) = result?;
+    let stats = pool.stats();
+
+    let heads = net.outputs();
+    let max_abs_diff = if o.verify {
+        let cpu = reference::forward(net, weights, x, &heads)?;
+        Some(
+            last.outputs
+                .iter()
+                .zip(&cpu)
+                .map(|(g, c)| g.max_abs_diff(c))
+                .fold(0.0f32, |m, d| {
+                    if d.is_nan() || m.is_nan() {
+                        f32::NAN
+                    } else {
+                        m.max(d)
+                    }
+                }),
+        )
+    } else {
+        None
+    };
+    let files = match o.out {
+        Some(path) => write_outputs(path, &heads, &last.outputs)?,
+        None => Vec::new(),
+    };
+    let timing = match last.timing {
+        mafat::gpu::Timing::GpuTimestamps => "gpu-timestamps",
+        mafat::gpu::Timing::WallClock => "wall-clock",
+    };
+    if o.json {
+        let mut v = json!({
+            "model": net.name,
+            "input": [net.input.c, net.input.h, net.input.w],
+            "device": "gpu",
+            "mode": o.mode,
+            "config": untiled_config(net.layers.len()),
+            "latency_ms": median_ms,
+            "runs": o.runs,
+            "timing": timing,
+            "predicted_peak_bytes": plan.peak_bytes(),
+            "measured_peak_bytes": stats.peak,
+            "allocator_reserved_peak_bytes": alloc_peak.1,
+            "allocator_allocated_peak_bytes": alloc_peak.0,
+            "rss_peak_bytes": rss_peak_bytes(),
+            "budget_bytes": o.budget,
+            "breakdown": {
+                "weights": plan.bytes_of(mafat::plan::memory::BufferKind::Weights),
+                "maps": plan.bytes_of(mafat::plan::memory::BufferKind::Map),
+                "params": plan.bytes_of(mafat::plan::memory::BufferKind::Params),
+                "staging": plan.bytes_of(mafat::plan::memory::BufferKind::Staging),
+            },
+            "live_map_peak_bytes": plan.live_map_peak,
+            "macs": net.macs(),
+            "mac_ratio": 1.0,
+            "adapter": ctx.adapter_name(),
+            "outputs": heads.iter().zip(&last.outputs).map(|(l, t)| json!({
+                "layer": l, "shape": [t.shape.c, t.shape.h, t.shape.w]
+            })).collect::<Vec<_>>(),
+            "files": files,
+        });
+        if let Some(d) = max_abs_diff {
+            v["max_abs_diff_cpu"] = json!(d);
+        }
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        println!(
+            "{}: input {} on {} ({:?}): {median_ms:.2} ms median of {} ({timing}), {:.2} GMAC/s",
+            net.name,
+            net.input,
+            ctx.adapter_name(),
+            o.mode,
+            o.runs,
+            net.macs() as f64 / 1e6 / median_ms
+        );
+        println!(
+            "  device memory: predicted {} ({} B), pool peak {} ({} B); allocator peak {} allocated, {} reserved",
+            units::human(plan.peak_bytes()),
+            plan.peak_bytes(),
+            units::human(stats.peak),
+            stats.peak,
+            units::human(alloc_peak.0),
+            units::human(alloc_peak.1)
+        );
+        if let Some(rss) = rss_peak_bytes() {
+            println!("  process peak RSS: {}", units::human(rss));
+        }
+        if let Some(d) = max_abs_diff {
+            println!("  max |GPU − CPU reference| = {d:e}");
+        }
+        for (l, t) in heads.iter().zip(&last.outputs) {
+            println!("  output of layer {l}: {}", t.shape);
+        }
+        for f in files {
+            println!("  wrote {f}");
+        }
+    }
+    Ok(())
 }
 
 fn write_outputs(path: &Path, heads: &[usize], outputs: &[mafat::Tensor]) -> Result<Vec<String>> {

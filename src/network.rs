@@ -38,6 +38,38 @@ impl fmt::Display for Shape {
     }
 }
 
+/// `e^x` in f32 from additions, multiplications and one division-free scaling, so that the CPU
+/// reference and the WGSL kernels (`mexp` in `shaders/common.wgsl`, the same operations in the same
+/// order) produce the same bits. Cody–Waite range reduction `x = n·ln2 + r`, a degree-7 Taylor
+/// polynomial on |r| ≤ ln2/2, then exact scaling by 2^n. Within 2 ulp of the true value; 0 below −87
+/// (where `e^x` would approach subnormals, which GPUs may flush), +∞ above 88.
+// The coefficients are written with the digits of their exact f32 values, as in the WGSL copy.
+#[allow(clippy::excessive_precision)]
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    if x < -87.0 {
+        return 0.0;
+    }
+    if x > 88.0 {
+        return f32::INFINITY;
+    }
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = (x - n * 0.693_145_75) - n * 1.428_606_8e-6;
+    let mut p = 1.984127011e-04;
+    p = p * r + 1.388888923e-03;
+    p = p * r + 8.333333768e-03;
+    p = p * r + 4.166666791e-02;
+    p = p * r + 1.666666716e-01;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // 2^n as two exact power-of-two factors (n can reach 127).
+    let n = n as i32;
+    let half = n / 2;
+    let pow2 = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
+    p * pow2(half) * pow2(n - half)
+}
+
 /// Pointwise activation applied after a convolution or shortcut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +103,7 @@ impl Activation {
     }
     /// Darknet's activation functions, in f32. `leaky` multiplies by the f32 constant 0.1 (Darknet
     /// evaluates `.1*x` in double; the two agree to within one ulp, and every mafat path uses this form).
+    /// `logistic` and `mish` use [`exp`], so GPU and CPU agree bit for bit.
     #[inline]
     pub fn apply(self, x: f32) -> f32 {
         match self {
@@ -89,17 +122,17 @@ impl Activation {
                     0.0
                 }
             }
-            Activation::Logistic => 1.0 / (1.0 + (-x).exp()),
+            Activation::Logistic => 1.0 / (1.0 + exp(-x)),
             Activation::Mish => {
-                // AlexeyAB's darknet: x * tanh(softplus(x)), softplus with threshold 20.
-                let sp = if x > 20.0 {
+                // x·tanh(softplus(x)) (AlexeyAB's darknet, threshold 20), with
+                // tanh(ln(1 + e^x)) = n/(n + 2), n = e^x·(e^x + 2): only `exp` is needed.
+                if x > 20.0 {
                     x
-                } else if x < -20.0 {
-                    x.exp()
                 } else {
-                    (x.exp() + 1.0).ln()
-                };
-                x * sp.tanh()
+                    let e = exp(x);
+                    let n = e * (e + 2.0);
+                    x * (n / (n + 2.0))
+                }
             }
         }
     }
@@ -370,5 +403,45 @@ impl Network {
             self.macs() as f64 / 1e9
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_2_ulp() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let got = exp(x) as f64;
+            let ulp = (want as f32).abs() as f64 * f32::EPSILON as f64;
+            worst = worst.max((got - want).abs() / ulp);
+            x += 0.0137;
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(100.0), f32::INFINITY);
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        for i in -400..400 {
+            let x = i as f32 * 0.05;
+            let lg = 1.0 / (1.0 + (-(x as f64)).exp());
+            assert!(
+                (Activation::Logistic.apply(x) as f64 - lg).abs() < 2e-7,
+                "{x}"
+            );
+            let sp = (1.0 + (x as f64).exp()).ln();
+            let mish = x as f64 * sp.tanh();
+            assert!(
+                (Activation::Mish.apply(x) as f64 - mish).abs() < 1e-6 * mish.abs().max(1.0),
+                "{x}"
+            );
+        }
     }
 }

@@ -162,8 +162,17 @@ pub fn avgpool(x: &Tensor) -> Tensor {
 }
 
 /// Darknet's `softmax`: `exp(x/t − max/t)`, normalized; applied to `n`-element slices of `data` spaced
-/// `stride` apart, starting at `offset`.
-fn softmax_slice(data: &mut [f32], offset: usize, n: usize, stride: usize, temperature: f32) {
+/// `stride` apart, starting at `offset`. `exp` is Darknet's (double, rounded to f32) for the region
+/// head, which only the CPU runs, and mafat's [`crate::network::exp`] for `[softmax]` layers, which the
+/// GPU runs too.
+fn softmax_slice(
+    data: &mut [f32],
+    offset: usize,
+    n: usize,
+    stride: usize,
+    temperature: f32,
+    exp: fn(f32) -> f32,
+) {
     let idx = |i: usize| offset + i * stride;
     let largest = (0..n).fold(
         -f32::MAX,
@@ -171,7 +180,7 @@ fn softmax_slice(data: &mut [f32], offset: usize, n: usize, stride: usize, tempe
     );
     let mut sum = 0.0f32;
     for i in 0..n {
-        let e = ((data[idx(i)] / temperature - largest / temperature) as f64).exp() as f32;
+        let e = exp(data[idx(i)] / temperature - largest / temperature);
         sum += e;
         data[idx(i)] = e;
     }
@@ -185,7 +194,7 @@ pub fn softmax(x: &Tensor, groups: usize, temperature: f32) -> Tensor {
     let mut out = x.clone();
     let n = out.data.len() / groups;
     for g in 0..groups {
-        softmax_slice(&mut out.data, g * n, n, 1, temperature);
+        softmax_slice(&mut out.data, g * n, n, 1, temperature, crate::network::exp);
     }
     out
 }
@@ -299,7 +308,9 @@ pub fn region(x: &Tensor, r: &Region) -> Tensor {
         let n = r.classes + usize::from(r.background);
         for b in 0..r.num {
             for loc in 0..hw {
-                softmax_slice(&mut out.data, first + b * per_box + loc, n, hw, 1.0);
+                softmax_slice(&mut out.data, first + b * per_box + loc, n, hw, 1.0, |x| {
+                    (x as f64).exp() as f32
+                });
             }
         }
     }

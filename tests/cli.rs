@@ -199,3 +199,80 @@ fn info_shows_lavapipe() {
             >= 65535
     );
 }
+
+#[test]
+fn gpu_run_json_reports_memory_and_verifies() {
+    let o = Command::new(env!("CARGO_BIN_EXE_mafat"))
+        .args([
+            "run",
+            "--model",
+            "yolov2-16",
+            "--size",
+            "64x64",
+            "--weights",
+            "int:1",
+            "--input",
+            "int:2",
+            "--runs",
+            "2",
+            "--verify",
+            "--json",
+        ])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .unwrap();
+    if !o.status.success() && stderr(&o).contains("no GPU adapter") {
+        return common::skip(
+            "gpu_run_json_reports_memory_and_verifies",
+            stderr(&o).trim(),
+        );
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for key in [
+        "model",
+        "input",
+        "config",
+        "latency_ms",
+        "predicted_peak_bytes",
+        "measured_peak_bytes",
+        "allocator_reserved_peak_bytes",
+        "allocator_allocated_peak_bytes",
+        "rss_peak_bytes",
+        "macs",
+        "mac_ratio",
+        "adapter",
+        "max_abs_diff_cpu",
+        "timing",
+    ] {
+        assert!(!v[key].is_null(), "missing {key}: {v}");
+    }
+    assert_eq!(v["predicted_peak_bytes"], v["measured_peak_bytes"]);
+    assert_eq!(v["max_abs_diff_cpu"].as_f64(), Some(0.0));
+    assert!(
+        v["config"]
+            .as_str()
+            .unwrap()
+            .starts_with("0..1:1x1,1..2:1x1")
+    );
+    // The allocator holds at least what the pool handed out.
+    assert!(v["allocator_allocated_peak_bytes"].as_u64() >= v["measured_peak_bytes"].as_u64());
+
+    // A budget below the plan is refused before anything is allocated, in one line.
+    let o = Command::new(env!("CARGO_BIN_EXE_mafat"))
+        .args([
+            "run",
+            "--model",
+            "yolov2-16",
+            "--size",
+            "64x64",
+            "--budget",
+            "1MiB",
+        ])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .unwrap();
+    assert_clean_error(&o, "over the budget of 1048576 bytes");
+}

@@ -1,3 +1,12 @@
-//! GPU side (wgpu). For now: adapter discovery and the limits that matter to mafat.
+//! GPU side (wgpu): device context, WGSL kernels, the budget-accounted buffer pool, the executor.
 
+pub mod context;
+pub mod executor;
 pub mod info;
+pub mod kernels;
+pub mod pool;
+
+pub use context::GpuContext;
+pub use executor::{Executor, RunOutput, Timing};
+pub use kernels::Pipelines;
+pub use pool::{BufferPool, PoolStats};

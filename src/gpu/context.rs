@@ -1,0 +1,179 @@
+//! The wgpu device mafat runs on: adapter choice, limits, memory hints and error capture.
+
+use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+/// wgpu's sub-allocation block range. Small blocks keep the allocator's reserved bytes close to the
+/// bytes actually allocated (Vulkan's default 64–128 MiB blocks would hide any small budget).
+pub const BLOCK_SIZES: std::ops::Range<u64> = (256 << 10)..(1 << 20);
+
+/// A device and queue plus what mafat needs to know about them.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// GPU timestamp queries are available (timings come from the GPU, not the wall clock).
+    pub timestamps: bool,
+    /// Errors wgpu reported outside any error scope, collected instead of panicking.
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuContext({})", self.adapter_name())
+    }
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+impl GpuContext {
+    /// Open a device. The instance follows the environment (`WGPU_BACKEND`, ...); `adapter` (or
+    /// `WGPU_ADAPTER_NAME`) picks the first adapter whose name contains it, case-insensitively;
+    /// otherwise a discrete GPU is preferred, then integrated, virtual, CPU.
+    pub fn new(adapter: Option<&str>) -> Result<Self> {
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter(format!(
+                "no GPU adapter found (backends searched: {backends:?}); install a Vulkan driver \
+                 (on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1 gives lavapipe) \
+                 or check WGPU_BACKEND"
+            )));
+        }
+        let wanted = adapter
+            .map(str::to_string)
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok());
+        let chosen = match &wanted {
+            Some(name) => {
+                let needle = name.to_lowercase();
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                let i = names
+                    .iter()
+                    .position(|n| n.to_lowercase().contains(&needle))
+                    .ok_or_else(|| {
+                        Error::NoAdapter(format!(
+                            "no adapter matches `{name}`; available: {}",
+                            names.join(", ")
+                        ))
+                    })?;
+                adapters.swap_remove(i)
+            }
+            None => {
+                adapters.sort_by_key(|a| type_rank(a.get_info().device_type));
+                adapters.swap_remove(0)
+            }
+        };
+        let info = chosen.get_info();
+        let limits = chosen.limits();
+        let timestamps = chosen.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let required_features = if timestamps {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        };
+        let (device, queue) = pollster::block_on(chosen.request_device(&wgpu::DeviceDescriptor {
+            label: Some("mafat"),
+            required_features,
+            required_limits: limits.clone(),
+            memory_hints: wgpu::MemoryHints::Manual {
+                suballocated_device_memory_block_size: BLOCK_SIZES,
+            },
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Gpu {
+            during: format!("opening {}", info.name),
+            message: e.to_string(),
+        })?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            log::error!("wgpu: {e}");
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        log::info!(
+            "adapter: {} ({}, {:?}, driver {} {}), timestamps: {timestamps}",
+            info.name,
+            info.backend,
+            info.device_type,
+            info.driver,
+            info.driver_info
+        );
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            timestamps,
+            uncaptured,
+        })
+    }
+
+    /// "name (backend)" for reports.
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({})", self.info.name, self.info.backend)
+    }
+
+    /// Run `f` inside validation and out-of-memory error scopes; a wgpu error becomes `Error::Gpu`.
+    pub fn scoped<T>(&self, during: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(Error::Gpu {
+                during: during.to_string(),
+                message: e.to_string(),
+            });
+        }
+        self.check(during)?;
+        Ok(out)
+    }
+
+    /// Fail with the first error wgpu reported outside a scope since the last check.
+    pub fn check(&self, during: &str) -> Result<()> {
+        let mut v = self.uncaptured.lock().map_err(|_| Error::Gpu {
+            during: during.to_string(),
+            message: "error log poisoned".into(),
+        })?;
+        if let Some(first) = v.first().cloned() {
+            v.clear();
+            return Err(Error::Gpu {
+                during: during.to_string(),
+                message: first,
+            });
+        }
+        Ok(())
+    }
+
+    /// Block until the queue is idle.
+    pub fn wait(&self, during: &str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                during: during.to_string(),
+                message: e.to_string(),
+            })?;
+        self.check(during)
+    }
+
+    /// wgpu's allocator report: (allocated, reserved) bytes, when the backend gives one.
+    pub fn allocator_bytes(&self) -> Option<(u64, u64)> {
+        self.device
+            .generate_allocator_report()
+            .map(|r| (r.total_allocated_bytes, r.total_reserved_bytes))
+    }
+}

@@ -1,0 +1,239 @@
+//! Every layer kind and parameter mix on the GPU against the CPU reference: bit-for-bit on `int:` data,
+//! within 1e-4 relative on random floats.
+
+mod gpu_common;
+
+use mafat::input::InputSource;
+use mafat::model::cfg;
+use mafat::model::weights::WeightSource;
+use mafat::plan::Mode;
+use mafat::reference;
+
+/// One network per case: `[net]` of the given size, then the layer sections.
+fn check(name: &str, w: usize, h: usize, c: usize, layers: &str) {
+    let Some(g) = gpu_common::gpu(name) else {
+        return;
+    };
+    let text = format!("[net]\nwidth={w}\nheight={h}\nchannels={c}\n{layers}");
+    let net = cfg::parse(&text, name, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (ws, xs, exact) in [
+        (WeightSource::Int(1), InputSource::Int(2), true),
+        (WeightSource::Random(3), InputSource::Random(4), false),
+    ] {
+        let weights = ws.load(&net).unwrap();
+        let x = xs.load(net.input).unwrap();
+        let heads = net.outputs();
+        let cpu = reference::forward(&net, &weights, &x, &heads).unwrap();
+        for mode in [Mode::Layerwise, Mode::Naive] {
+            let (out, _, _) = g
+                .run(&net, &weights, &x, mode, None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (o, c) in out.iter().zip(&cpu) {
+                if exact {
+                    gpu_common::assert_bit_exact(&format!("{name} {mode:?} int"), o, c);
+                } else {
+                    let d = gpu_common::max_rel_diff(o, c);
+                    assert!(
+                        d <= 1e-4,
+                        "{name} {mode:?} random: max relative difference {d}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn conv(filters: usize, size: usize, stride: usize, pad: &str, groups: usize, act: &str) -> String {
+    format!(
+        "[convolutional]\nfilters={filters}\nsize={size}\nstride={stride}\n{pad}\ngroups={groups}\nactivation={act}\n"
+    )
+}
+
+#[test]
+fn conv_kernels_strides_and_padding() {
+    for k in [1usize, 3, 5, 7] {
+        for s in [1usize, 2] {
+            for (pad, label) in [
+                ("pad=1", "same"),
+                ("padding=0", "valid"),
+                ("padding=1", "p1"),
+            ] {
+                for (w, h) in [(13, 11), (16, 16)] {
+                    if w + 2 < k {
+                        continue;
+                    }
+                    let name = format!("conv k{k} s{s} {label} {w}x{h}");
+                    check(&name, w, h, 5, &conv(6, k, s, pad, 1, "leaky"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_activations_batchnorm_and_filter_counts() {
+    for act in ["linear", "leaky", "relu", "logistic", "mish"] {
+        check(
+            &format!("conv {act}"),
+            9,
+            7,
+            3,
+            &conv(8, 3, 1, "pad=1", 1, act),
+        );
+    }
+    for filters in [1usize, 3, 4, 5, 13] {
+        check(
+            &format!("conv {filters} filters"),
+            10,
+            9,
+            4,
+            &format!(
+                "[convolutional]\nbatch_normalize=1\nfilters={filters}\nsize=3\npad=1\nactivation=leaky\n"
+            ),
+        );
+    }
+}
+
+#[test]
+fn grouped_and_depthwise_conv() {
+    check(
+        "depthwise 3x3",
+        12,
+        11,
+        6,
+        &conv(6, 3, 1, "pad=1", 6, "leaky"),
+    );
+    check(
+        "depthwise 3x3 s2",
+        12,
+        11,
+        6,
+        &conv(6, 3, 2, "pad=1", 6, "relu"),
+    );
+    check(
+        "groups 2, 2 filters each",
+        9,
+        9,
+        4,
+        &conv(4, 3, 1, "pad=1", 2, "linear"),
+    );
+    check(
+        "groups 2, 8 filters each",
+        9,
+        9,
+        4,
+        &conv(16, 1, 1, "padding=0", 2, "leaky"),
+    );
+}
+
+#[test]
+fn maxpool_variants() {
+    for (size, stride) in [(2usize, 2usize), (2, 1), (3, 2), (3, 1), (5, 1)] {
+        for (w, h) in [(13, 13), (16, 12), (7, 9)] {
+            check(
+                &format!("maxpool {size}x{size}/{stride} on {w}x{h}"),
+                w,
+                h,
+                3,
+                &format!("[maxpool]\nsize={size}\nstride={stride}\n"),
+            );
+        }
+    }
+    check(
+        "maxpool padding=0",
+        8,
+        8,
+        2,
+        "[maxpool]\nsize=2\nstride=2\npadding=0\n",
+    );
+}
+
+#[test]
+fn route_upsample_reorg_shortcut() {
+    check(
+        "route + upsample",
+        10,
+        8,
+        3,
+        &format!(
+            "{}[maxpool]\nsize=2\nstride=2\n{}[upsample]\nstride=2\n[route]\nlayers=-1,0\n{}",
+            conv(4, 3, 1, "pad=1", 1, "leaky"),
+            conv(5, 1, 1, "padding=0", 1, "leaky"),
+            conv(3, 3, 1, "pad=1", 1, "linear")
+        ),
+    );
+    check(
+        "reorg",
+        8,
+        6,
+        4,
+        &format!(
+            "{}[reorg]\nstride=2\n{}",
+            conv(8, 3, 1, "pad=1", 1, "leaky"),
+            conv(4, 1, 1, "padding=0", 1, "linear")
+        ),
+    );
+    check(
+        "shortcut",
+        9,
+        7,
+        3,
+        &format!(
+            "{}{}[shortcut]\nfrom=-2\nactivation=leaky\n",
+            conv(4, 3, 1, "pad=1", 1, "leaky"),
+            conv(4, 3, 1, "pad=1", 1, "linear")
+        ),
+    );
+    check(
+        "shortcut from a larger map",
+        8,
+        8,
+        3,
+        &format!(
+            "{}{}[shortcut]\nfrom=-2\n",
+            conv(4, 3, 1, "pad=1", 1, "leaky"),
+            conv(4, 3, 2, "pad=1", 1, "linear")
+        ),
+    );
+    check(
+        "upsample scale",
+        5,
+        4,
+        2,
+        "[upsample]\nstride=3\nscale=0.5\n",
+    );
+}
+
+#[test]
+fn avgpool_softmax_and_heads() {
+    check(
+        "avgpool + softmax",
+        7,
+        5,
+        3,
+        &format!(
+            "{}[avgpool]\n[softmax]\n",
+            conv(10, 3, 1, "pad=1", 1, "leaky")
+        ),
+    );
+    check(
+        "region head",
+        6,
+        6,
+        3,
+        &format!(
+            "{}[region]\nclasses=3\ncoords=4\nnum=2\nsoftmax=1\n",
+            conv(16, 1, 1, "padding=0", 1, "linear")
+        ),
+    );
+    check(
+        "yolo head",
+        6,
+        6,
+        3,
+        &format!(
+            "{}[yolo]\nclasses=2\nnum=2\nmask=0,1\n",
+            conv(14, 1, 1, "padding=0", 1, "linear")
+        ),
+    );
+}

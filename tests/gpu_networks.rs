@@ -1,0 +1,153 @@
+//! Whole networks on the GPU in both untiled modes: agreement with the CPU reference, exact memory
+//! accounting (pool peak == plan), layerwise ≤ naive, budgets and device limits as errors.
+
+mod gpu_common;
+
+use mafat::input::InputSource;
+use mafat::model::{self, weights::WeightSource};
+use mafat::plan::{DeviceLimits, Mode, plan_untiled};
+use mafat::{Error, reference};
+
+fn check_network(name: &str, size: (usize, usize)) {
+    let Some(g) = gpu_common::gpu(name) else {
+        return;
+    };
+    let net = model::load(name, Some(size)).unwrap();
+    let heads = net.outputs();
+    let mut peaks = Vec::new();
+    for (ws, xs, exact) in [
+        (WeightSource::Int(5), InputSource::Int(6), true),
+        (WeightSource::Random(7), InputSource::Random(8), false),
+    ] {
+        let weights = ws.load(&net).unwrap();
+        let x = xs.load(net.input).unwrap();
+        let cpu = reference::forward(&net, &weights, &x, &heads).unwrap();
+        for mode in [Mode::Layerwise, Mode::Naive] {
+            let (out, plan, stats) = g.run(&net, &weights, &x, mode, None).unwrap();
+            // Every byte the pool held is in the plan, and nothing else.
+            assert_eq!(
+                stats.peak,
+                plan.peak_bytes(),
+                "{name} {mode:?}: pool peak vs plan"
+            );
+            // Released buffers stay held for reuse; nothing beyond the plan was ever created.
+            assert_eq!(stats.held, plan.peak_bytes(), "{name}");
+            assert!(plan.bytes_of(mafat::plan::memory::BufferKind::Map) >= plan.live_map_peak);
+            peaks.push((mode, stats.peak));
+            for (o, c) in out.iter().zip(&cpu) {
+                if exact {
+                    // Same order of operations on both sides: identical bits.
+                    gpu_common::assert_bit_exact(&format!("{name} {mode:?} int"), o, c);
+                } else {
+                    // Random floats: the same order of operations too, but an adapter may contract
+                    // a·b + c into one rounding (FMA); 1e-4 relative covers that over these depths.
+                    let d = gpu_common::max_rel_diff(o, c);
+                    assert!(d <= 1e-4, "{name} {mode:?}: relative difference {d}");
+                }
+            }
+        }
+    }
+    let layerwise = peaks.iter().find(|p| p.0 == Mode::Layerwise).unwrap().1;
+    let naive = peaks.iter().find(|p| p.0 == Mode::Naive).unwrap().1;
+    assert!(
+        layerwise <= naive,
+        "{name}: layerwise {layerwise} > naive {naive}"
+    );
+}
+
+#[test]
+fn yolov2_16_at_160() {
+    check_network("yolov2-16", (160, 160));
+}
+
+#[test]
+fn yolov2_tiny() {
+    check_network("yolov2-tiny", (160, 160));
+}
+
+#[test]
+fn yolov3_tiny() {
+    check_network("yolov3-tiny", (128, 128));
+}
+
+#[test]
+fn full_yolov2_with_route_and_reorg() {
+    check_network("yolov2", (128, 128));
+}
+
+#[test]
+fn layerwise_reuses_buffers_and_naive_does_not() {
+    let limits = DeviceLimits {
+        max_buffer_size: 1 << 40,
+        max_storage_buffer_binding_size: 1 << 40,
+        min_uniform_buffer_offset_alignment: 256,
+        max_compute_workgroups_per_dimension: 65535,
+        timestamps: false,
+    };
+    let net = model::load("yolov2-16", None).unwrap();
+    let lw = plan_untiled(&net, Mode::Layerwise, &limits).unwrap();
+    let nv = plan_untiled(&net, Mode::Naive, &limits).unwrap();
+    let maps = mafat::plan::memory::BufferKind::Map;
+    // Naive: input + 16 layer outputs, each its own buffer.
+    let all: u64 = net.input.bytes() + net.layers.iter().map(|l| l.output.bytes()).sum::<u64>();
+    assert_eq!(nv.bytes_of(maps), all);
+    // Layerwise at 608x608: layer 0's output (608·608·32·4 B) plus layer 1's (304·304·32·4 B) is the
+    // largest pair alive at once, and the slots reach exactly that.
+    assert_eq!(lw.live_map_peak, 608 * 608 * 32 * 4 + 304 * 304 * 32 * 4);
+    assert_eq!(lw.bytes_of(maps), lw.live_map_peak);
+    assert!(lw.peak_bytes() < nv.peak_bytes());
+    assert_eq!(
+        lw.bytes_of(mafat::plan::memory::BufferKind::Weights),
+        nv.bytes_of(mafat::plan::memory::BufferKind::Weights)
+    );
+}
+
+#[test]
+fn budget_overflow_is_an_error_not_a_panic() {
+    let Some(g) = gpu_common::gpu("budget_overflow_is_an_error_not_a_panic") else {
+        return;
+    };
+    let net = model::load("yolov2-tiny", Some((96, 96))).unwrap();
+    let weights = WeightSource::Random(1).load(&net).unwrap();
+    let x = InputSource::Random(1).load(net.input).unwrap();
+    let plan = plan_untiled(&net, Mode::Layerwise, &g.limits()).unwrap();
+    let need = plan.peak_bytes();
+    // One byte short: the pool refuses the allocation that would pass the budget.
+    match g.run(&net, &weights, &x, Mode::Layerwise, Some(need - 1)) {
+        Err(Error::Budget {
+            budget,
+            request,
+            held,
+            ..
+        }) => {
+            assert_eq!(budget, need - 1);
+            assert!(held + request > budget && held <= budget);
+        }
+        other => panic!("expected a budget error, got {:?}", other.map(|r| r.2)),
+    }
+    // Exactly enough: runs, and the pool peak is the budget.
+    let (_, _, stats) = g
+        .run(&net, &weights, &x, Mode::Layerwise, Some(need))
+        .unwrap();
+    assert_eq!(stats.peak, need);
+}
+
+#[test]
+fn maps_past_the_binding_limit_are_refused_before_running() {
+    let limits = DeviceLimits {
+        max_buffer_size: 1 << 31,
+        max_storage_buffer_binding_size: 128 << 20,
+        min_uniform_buffer_offset_alignment: 256,
+        max_compute_workgroups_per_dimension: 65535,
+        timestamps: false,
+    };
+    // Layer 0 of yolov2-16 at 1280x1280 is 1280·1280·32·4 B = 200 MiB.
+    let net = model::load("yolov2-16", Some((1280, 1280))).unwrap();
+    let e = plan_untiled(&net, Mode::Layerwise, &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 0's output") && e.contains("max_storage_buffer_binding_size"),
+        "{e}"
+    );
+}
