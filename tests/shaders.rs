@@ -45,8 +45,10 @@ fn shader_files_on_disk_are_all_used() {
         .filter(|n| n.ends_with(".wgsl"))
         .collect();
     files.sort();
+    // The register-tiled conv is generated (src/gpu/conv_kernel.rs); every other kernel is a file.
     let mut used: Vec<String> = Kernel::ALL
         .iter()
+        .filter(|&&k| k != Kernel::Conv)
         .map(|k| format!("{}.wgsl", k.name()))
         .collect();
     used.push("common.wgsl".into());

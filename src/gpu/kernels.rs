@@ -10,8 +10,8 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl");
 /// Every kernel kind mafat dispatches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// Register-tiled conv: 4 output channels × 4 pixels per invocation (groups == 1 or filters per
-    /// group a multiple of 4).
+    /// Register-tiled conv: `CONV_QUADS`·4 output channels × `CONV_PIXELS` pixels per invocation
+    /// (groups == 1 or filters per group a multiple of `CONV_QUADS`·4).
     Conv,
     /// Grouped/depthwise conv: 1 output channel × 4 pixels per invocation.
     ConvGrouped,
@@ -48,9 +48,10 @@ impl Kernel {
         }
     }
 
-    fn body(self) -> &'static str {
-        match self {
-            Kernel::Conv => include_str!("../../shaders/conv2d.wgsl"),
+    /// The kernel's file in `shaders/` (the register-tiled conv is generated instead).
+    fn file(self) -> Option<&'static str> {
+        Some(match self {
+            Kernel::Conv => return None,
             Kernel::ConvGrouped => include_str!("../../shaders/conv2d_grouped.wgsl"),
             Kernel::MaxPool => include_str!("../../shaders/maxpool.wgsl"),
             Kernel::Upsample => include_str!("../../shaders/upsample.wgsl"),
@@ -58,18 +59,22 @@ impl Kernel {
             Kernel::Shortcut => include_str!("../../shaders/shortcut.wgsl"),
             Kernel::AvgPool => include_str!("../../shaders/avgpool.wgsl"),
             Kernel::Softmax => include_str!("../../shaders/softmax.wgsl"),
-        }
+        })
     }
 
-    /// Full WGSL source: the shared prelude, then the kernel.
+    /// Full WGSL source: the shared prelude, then the kernel (the register-tiled conv is generated
+    /// unrolled by [`crate::gpu::conv_kernel`]; the others are files in `shaders/`).
     pub fn source(self) -> String {
-        format!("{COMMON}\n{}", self.body())
+        match self.file() {
+            Some(body) => format!("{COMMON}\n{body}"),
+            None => format!("{COMMON}\n{}", crate::gpu::conv_kernel::source()),
+        }
     }
 
     /// Workgroup size declared in the shader.
     pub fn workgroup(self) -> [u32; 3] {
         match self {
-            Kernel::AvgPool | Kernel::Softmax => [64, 1, 1],
+            Kernel::AvgPool | Kernel::Softmax | Kernel::Conv => [64, 1, 1],
             _ => [8, 8, 1],
         }
     }
@@ -77,7 +82,8 @@ impl Kernel {
     /// Output pixels per invocation along x.
     pub fn pixels_per_invocation(self) -> u32 {
         match self {
-            Kernel::Conv | Kernel::ConvGrouped => 4,
+            Kernel::Conv => crate::gpu::conv_kernel::CONV_PIXELS as u32,
+            Kernel::ConvGrouped => 4,
             _ => 1,
         }
     }

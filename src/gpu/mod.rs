@@ -1,6 +1,7 @@
 //! GPU side (wgpu): device context, WGSL kernels, the budget-accounted buffer pool, the executor.
 
 pub mod context;
+pub mod conv_kernel;
 pub mod executor;
 pub mod info;
 pub mod kernels;

@@ -11,6 +11,7 @@
 //!   large enough, else the largest free slot (grown to fit), else a new slot.
 
 use crate::error::{Error, Result};
+use crate::gpu::conv_kernel::CONV_QUADS;
 use crate::gpu::kernels::{Kernel, PARAMS_BYTES};
 use crate::network::{LayerKind, Network, Source};
 use serde::Serialize;
@@ -83,7 +84,7 @@ pub enum GpuOp {
 pub fn gpu_op(kind: &LayerKind) -> GpuOp {
     match kind {
         LayerKind::Conv(c) => {
-            if c.groups == 1 || (c.filters / c.groups).is_multiple_of(4) {
+            if c.groups == 1 || (c.filters / c.groups).is_multiple_of(4 * CONV_QUADS) {
                 GpuOp::Dispatch(Kernel::Conv)
             } else {
                 GpuOp::Dispatch(Kernel::ConvGrouped)
@@ -125,7 +126,11 @@ pub fn workgroups(net: &Network, i: usize, kernel: Kernel) -> [u32; 3] {
     let ppi = kernel.pixels_per_invocation() as usize;
     let d = |n: usize, by: u32| n.div_ceil(by as usize) as u32;
     match kernel {
-        Kernel::Conv => [d(o.w.div_ceil(ppi), wg[0]), d(o.h, wg[1]), d(o.c, 4)],
+        Kernel::Conv => [
+            d(o.w.div_ceil(ppi) * o.h, wg[0]),
+            1,
+            d(o.c, 4 * CONV_QUADS as u32),
+        ],
         Kernel::ConvGrouped => [d(o.w.div_ceil(ppi), wg[0]), d(o.h, wg[1]), o.c as u32],
         Kernel::MaxPool | Kernel::Upsample => [d(o.w, wg[0]), d(o.h, wg[1]), o.c as u32],
         Kernel::Reorg | Kernel::Shortcut => [d(x.w, wg[0]), d(x.h, wg[1]), x.c as u32],
