@@ -4,14 +4,22 @@ use mafat::gpu::kernels::{Kernel, PARAMS_BYTES};
 
 #[test]
 fn every_kernel_validates_with_naga() {
-    for k in Kernel::ALL {
-        let src = k.source();
+    let variants = Kernel::ALL
+        .iter()
+        .map(|&k| (k, k.source_for(false)))
+        .chain(std::iter::once((
+            Kernel::Conv,
+            Kernel::Conv.source_for(true),
+        )));
+    for (k, src) in variants {
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(&src)));
         naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
+            naga::valid::Capabilities::SUBGROUP,
         )
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}: {e:?}", k.name()));
         let entry = module

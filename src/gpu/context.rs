@@ -15,6 +15,9 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// GPU timestamp queries are available (timings come from the GPU, not the wall clock).
     pub timestamps: bool,
+    /// Subgroup operations with subgroups of at least `CONV_QUADS` lanes: the conv kernel shares
+    /// weight loads across the subgroup. `MAFAT_NO_SUBGROUPS=1` turns this off.
+    pub subgroups: bool,
     /// Errors wgpu reported outside any error scope, collected instead of panicking.
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -40,6 +43,12 @@ impl GpuContext {
     /// `WGPU_ADAPTER_NAME`) picks the first adapter whose name contains it, case-insensitively;
     /// otherwise a discrete GPU is preferred, then integrated, virtual, CPU.
     pub fn new(adapter: Option<&str>) -> Result<Self> {
+        Self::open(adapter, true)
+    }
+
+    /// Like [`GpuContext::new`]; `allow_subgroups = false` keeps the kernels that need no subgroup
+    /// operations even where the adapter has them (tests run both).
+    pub fn open(adapter: Option<&str>, allow_subgroups: bool) -> Result<Self> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
@@ -77,11 +86,17 @@ impl GpuContext {
         let info = chosen.get_info();
         let limits = chosen.limits();
         let timestamps = chosen.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
+        let subgroups = allow_subgroups
+            && chosen.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size as usize >= crate::gpu::conv_kernel::CONV_QUADS
+            && std::env::var("MAFAT_NO_SUBGROUPS").map_or(true, |v| v != "1");
+        let mut required_features = wgpu::Features::empty();
+        if timestamps {
+            required_features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        if subgroups {
+            required_features |= wgpu::Features::SUBGROUP;
+        }
         let (device, queue) = pollster::block_on(chosen.request_device(&wgpu::DeviceDescriptor {
             label: Some("mafat"),
             required_features,
@@ -104,12 +119,14 @@ impl GpuContext {
             }
         }));
         log::info!(
-            "adapter: {} ({}, {:?}, driver {} {}), timestamps: {timestamps}",
+            "adapter: {} ({}, {:?}, driver {} {}), timestamps: {timestamps}, subgroups: {subgroups} (sizes {}..={})",
             info.name,
             info.backend,
             info.device_type,
             info.driver,
-            info.driver_info
+            info.driver_info,
+            info.subgroup_min_size,
+            info.subgroup_max_size
         );
         Ok(GpuContext {
             device,
@@ -117,6 +134,7 @@ impl GpuContext {
             info,
             limits,
             timestamps,
+            subgroups,
             uncaptured,
         })
     }

@@ -65,9 +65,16 @@ impl Kernel {
     /// Full WGSL source: the shared prelude, then the kernel (the register-tiled conv is generated
     /// unrolled by [`crate::gpu::conv_kernel`]; the others are files in `shaders/`).
     pub fn source(self) -> String {
+        self.source_for(false)
+    }
+
+    /// The source for a device with (`subgroups`) or without subgroup operations.
+    pub fn source_for(self, subgroups: bool) -> String {
         match self.file() {
             Some(body) => format!("{COMMON}\n{body}"),
-            None => format!("{COMMON}\n{}", crate::gpu::conv_kernel::source()),
+            // naga 30 takes the subgroup built-ins without `enable subgroups;` (and rejects it).
+            None if subgroups => format!("{COMMON}\n{}", crate::gpu::conv_kernel::source(true)),
+            None => format!("{COMMON}\n{}", crate::gpu::conv_kernel::source(false)),
         }
     }
 
@@ -151,7 +158,7 @@ impl Pipelines {
                     .device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(k.name()),
-                        source: wgpu::ShaderSource::Wgsl(k.source().into()),
+                        source: wgpu::ShaderSource::Wgsl(k.source_for(ctx.subgroups).into()),
                     });
                 ctx.device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

@@ -15,8 +15,22 @@ pub struct Gpu {
 /// The shared device, or `None` after reporting a skip (a failure under MAFAT_REQUIRE_TEST_DATA=1).
 pub fn gpu(test: &str) -> Option<&'static Gpu> {
     static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
-    let g = GPU.get_or_init(|| {
-        let ctx = GpuContext::new(None).map_err(|e| e.to_string())?;
+    open(test, &GPU, true)
+}
+
+/// A second device that never uses subgroup operations (the portable kernels).
+pub fn gpu_without_subgroups(test: &str) -> Option<&'static Gpu> {
+    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    open(test, &GPU, false)
+}
+
+fn open(
+    test: &str,
+    cell: &'static OnceLock<Result<Gpu, String>>,
+    subgroups: bool,
+) -> Option<&'static Gpu> {
+    let g = cell.get_or_init(|| {
+        let ctx = GpuContext::open(None, subgroups).map_err(|e| e.to_string())?;
         let pipes = Pipelines::new(&ctx).map_err(|e| e.to_string())?;
         Ok(Gpu { ctx, pipes })
     });
