@@ -175,8 +175,51 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocat
             let _ = writeln!(s, "    var a{j}_{c} = b{c};");
         }
     }
+    // 3x3 stride 1 (most of YOLO): each input row segment is loaded once per kernel row and reused
+    // by the three kernel columns.
     s.push_str(
         "    let ix_base = ox * s - pad;
+    if (k == 3u && s == 1) {
+    for (var ci = 0u; ci < p.cin_g; ci++) {
+        let cbuf = g * p.cin_g + ci;
+        let wrow = (myq * p.cin_g + ci) * 9u;
+        for (var ky = 0u; ky < 3u; ky++) {
+            let iy = oy - pad + i32(ky);
+            let rok = n > 0u && iy >= 0 && iy < p.map_h;
+            let rbase = i32((cbuf * p.in_h) + u32(iy - p.in_y0)) * i32(p.in_w) - p.in_x0;
+",
+    );
+    for m in 0..px + 2 {
+        let _ = writeln!(
+            s,
+            "            let ok{m} = rok && ix_base + {m} >= 0 && ix_base + {m} < p.map_w;"
+        );
+        let _ = writeln!(s, "            var r{m} = 0.0;");
+        let _ = writeln!(
+            s,
+            "            if (ok{m}) {{ r{m} = src[rbase + ix_base + {m}]; }}"
+        );
+    }
+    for kx in 0..3 {
+        let _ = writeln!(s, "            {{");
+        let _ = writeln!(s, "            let wmine = wts[wrow + ky * 3u + {kx}u];");
+        for c in 0..cq {
+            let _ = writeln!(s, "            let w{c} = subgroupShuffle(wmine, {c}u);");
+        }
+        for j in 0..px {
+            let m = j + kx;
+            let _ = writeln!(s, "            if (ok{m} && n > {j}u) {{");
+            for c in 0..cq {
+                let _ = writeln!(s, "                a{j}_{c} = a{j}_{c} + w{c} * r{m};");
+            }
+            s.push_str("            }\n");
+        }
+        let _ = writeln!(s, "            }}");
+    }
+    s.push_str(
+        "        }
+    }
+    } else {
     for (var ci = 0u; ci < p.cin_g; ci++) {
         let cbuf = g * p.cin_g + ci;
         let wrow = (myq * p.cin_g + ci) * kk;
@@ -207,10 +250,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocat
         }
         s.push_str("                }\n");
     }
+    s.push_str("            }\n        }\n    }\n");
     s.push_str(
-        "            }
-        }
-    }
+        "    }
     if (n == 0u || qb >= nq) { return; }
     let plane = p.out_h * p.out_w;
     let obase = u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0);
