@@ -1,0 +1,104 @@
+//! `cargo bench --bench device_probe`: what arithmetic and memory loads cost in a compute shader on the
+//! current adapter — the numbers that decide how the conv kernel is shaped (see
+//! `src/gpu/conv_kernel.rs`). Each probe runs 65,536 invocations × 1,024 loop iterations; median of
+//! 5 timed dispatches after a warm-up.
+
+use mafat::gpu::GpuContext;
+use std::time::Instant;
+
+const PROBES: &[(&str, &str, f64)] = &[
+    (
+        "vec4 multiply-add (GFLOP/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = vec4<f32>(f32(gid.x)); var b = vec4<f32>(1.0); var c = vec4<f32>(2.0); var d = vec4<f32>(3.0);
+  let w = vec4<f32>(0.999, 0.998, 0.997, 0.996);
+  for (var i = 0u; i < 1024u; i++) { a = a * w + w; b = b * w + w; c = c * w + w; d = d * w + w; }
+  dst[gid.x] = a.x + b.y + c.z + d.w;
+}",
+        32.0,
+    ),
+    (
+        "f32 storage loads (G loads/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = 0.0;
+  for (var i = 0u; i < 1024u; i++) { a = a + dst[(gid.x + i * 64u) & 65535u]; }
+  dst[gid.x] = a;
+}",
+        1.0,
+    ),
+    (
+        "vec4 storage loads (G vec4/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<vec4<f32>>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = vec4<f32>(0.0);
+  for (var i = 0u; i < 1024u; i++) { a = a + dst[(gid.x + i * 64u) & 16383u]; }
+  dst[gid.x & 16383u] = a;
+}",
+        1.0,
+    ),
+];
+
+fn main() -> mafat::Result<()> {
+    let ctx = GpuContext::new(None)?;
+    println!("adapter: {}", ctx.adapter_name());
+    let n = 65536u32;
+    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("probe"),
+        size: n as u64 * 4,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    for (name, src, per_iteration) in PROBES {
+        let pipe = ctx.scoped(name, || {
+            let module = ctx
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl((*src).into()),
+                });
+            ctx.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+        })?;
+        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(name),
+            layout: &pipe.get_bind_group_layout(0),
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: buf.as_entire_binding(),
+            }],
+        });
+        let mut times = Vec::new();
+        for rep in 0..6 {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipe);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups(n / 64, 1, 1);
+            }
+            let t = Instant::now();
+            ctx.queue.submit([enc.finish()]);
+            ctx.wait(name)?;
+            if rep > 0 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let s = times[times.len() / 2];
+        let rate = n as f64 * 1024.0 * per_iteration / s / 1e9;
+        println!("{name:<32} {:>8.1} ms {rate:>10.2}", s * 1e3);
+    }
+    Ok(())
+}
