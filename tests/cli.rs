@@ -5,9 +5,15 @@ mod common;
 use std::process::{Command, Output};
 
 fn mafat(args: &[&str]) -> Output {
+    mafat_on("vulkan", args)
+}
+
+/// Run mafat with `WGPU_BACKEND=backend`.
+fn mafat_on(backend: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mafat"))
         .args(args)
         .env("XDG_RUNTIME_DIR", "/tmp")
+        .env("WGPU_BACKEND", backend)
         .output()
         .expect("run mafat")
 }
@@ -152,22 +158,13 @@ fn errors_are_one_line() {
 #[test]
 fn info_without_an_adapter_fails_cleanly() {
     // wgpu has no Metal backend on Linux: nothing can be found.
-    let o = Command::new(env!("CARGO_BIN_EXE_mafat"))
-        .arg("info")
-        .env("WGPU_BACKEND", "metal")
-        .output()
-        .unwrap();
+    let o = mafat_on("metal", &["info"]);
     assert_clean_error(&o, "no GPU adapter found");
 }
 
 #[test]
 fn info_shows_lavapipe() {
-    let o = Command::new(env!("CARGO_BIN_EXE_mafat"))
-        .args(["info", "--json"])
-        .env("WGPU_BACKEND", "vulkan")
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .output()
-        .unwrap();
+    let o = mafat(&["info", "--json"]);
     if !o.status.success() {
         return common::skip(
             "info_shows_lavapipe",
@@ -202,26 +199,21 @@ fn info_shows_lavapipe() {
 
 #[test]
 fn gpu_run_json_reports_memory_and_verifies() {
-    let o = Command::new(env!("CARGO_BIN_EXE_mafat"))
-        .args([
-            "run",
-            "--model",
-            "yolov2-16",
-            "--size",
-            "64x64",
-            "--weights",
-            "int:1",
-            "--input",
-            "int:2",
-            "--runs",
-            "2",
-            "--verify",
-            "--json",
-        ])
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .env("WGPU_BACKEND", "vulkan")
-        .output()
-        .unwrap();
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--weights",
+        "int:1",
+        "--input",
+        "int:2",
+        "--runs",
+        "2",
+        "--verify",
+        "--json",
+    ]);
     if !o.status.success() && stderr(&o).contains("no GPU adapter") {
         return common::skip(
             "gpu_run_json_reports_memory_and_verifies",
@@ -260,19 +252,14 @@ fn gpu_run_json_reports_memory_and_verifies() {
     assert!(v["allocator_allocated_peak_bytes"].as_u64() >= v["measured_peak_bytes"].as_u64());
 
     // A budget below the plan is refused before anything is allocated, in one line.
-    let o = Command::new(env!("CARGO_BIN_EXE_mafat"))
-        .args([
-            "run",
-            "--model",
-            "yolov2-16",
-            "--size",
-            "64x64",
-            "--budget",
-            "1MiB",
-        ])
-        .env("XDG_RUNTIME_DIR", "/tmp")
-        .env("WGPU_BACKEND", "vulkan")
-        .output()
-        .unwrap();
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--budget",
+        "1MiB",
+    ]);
     assert_clean_error(&o, "over the budget of 1048576 bytes");
 }

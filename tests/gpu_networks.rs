@@ -151,3 +151,35 @@ fn maps_past_the_binding_limit_are_refused_before_running() {
         "{e}"
     );
 }
+
+#[test]
+fn the_pool_recycles_instead_of_recreating() {
+    let Some(g) = gpu_common::gpu("the_pool_recycles_instead_of_recreating") else {
+        return;
+    };
+    let net = model::load("yolov2-tiny", Some((96, 96))).unwrap();
+    let weights = WeightSource::Random(2).load(&net).unwrap();
+    let x = InputSource::Random(2).load(net.input).unwrap();
+    let plan = plan_untiled(&net, Mode::Layerwise, &g.limits()).unwrap();
+    let mut pool = mafat::gpu::BufferPool::new(None);
+    let first =
+        mafat::gpu::Executor::new(&g.ctx, &g.pipes, &net, &weights, plan.clone(), &mut pool)
+            .unwrap();
+    let a = first.run(&g.ctx, &g.pipes, &x).unwrap();
+    first.release(&mut pool);
+    let created = pool.stats().created;
+    assert_eq!(created as usize, plan.buffers.len());
+    // Preparing the same plan again takes every buffer from the idle list.
+    let second =
+        mafat::gpu::Executor::new(&g.ctx, &g.pipes, &net, &weights, plan.clone(), &mut pool)
+            .unwrap();
+    let b = second.run(&g.ctx, &g.pipes, &x).unwrap();
+    second.release(&mut pool);
+    let stats = pool.stats();
+    assert_eq!(stats.created, created);
+    assert_eq!(stats.reused as usize, plan.buffers.len());
+    assert_eq!(stats.peak, plan.peak_bytes());
+    assert_eq!(a.outputs, b.outputs);
+    pool.trim();
+    assert_eq!(pool.stats().held, 0);
+}

@@ -99,40 +99,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
             );
         }
         let _ = writeln!(s, "                    let v = src[rbase + x{j}];");
-        for c in 0..cq {
-            let _ = writeln!(s, "                    a{j}_{c} = a{j}_{c} + w{c} * v;");
-        }
+        push_madds(&mut s, "                    ", j, "v");
         s.push_str("                }\n");
     }
-    s.push_str(
-        "            }
-        }
-    }
-    let plane = p.out_h * p.out_w;
-    let obase = u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0);
-",
-    );
-    for c in 0..cq {
-        let _ = writeln!(
-            s,
-            "    for (var l = 0u; l < 4u; l++) {{
-        let f = (qb + {c}u) * 4u + l;
-        if (f >= p.filters) {{ break; }}
-        let o = (p.out_c_off + f) * plane + obase;"
-        );
-        for j in 0..px {
-            if j == 0 {
-                let _ = writeln!(s, "        dst[o] = activate(a0_{c}[l], p.act);");
-            } else {
-                let _ = writeln!(
-                    s,
-                    "        if (n > {j}u) {{ dst[o + {j}u] = activate(a{j}_{c}[l], p.act); }}"
-                );
-            }
-        }
-        s.push_str("    }\n");
-    }
-    s.push_str("}\n");
+    s.push_str("            }\n        }\n    }\n");
+    push_stores(&mut s);
     s
 }
 
@@ -209,9 +180,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocat
         for j in 0..px {
             let m = j + kx;
             let _ = writeln!(s, "            if (ok{m} && n > {j}u) {{");
-            for c in 0..cq {
-                let _ = writeln!(s, "                a{j}_{c} = a{j}_{c} + w{c} * r{m};");
-            }
+            push_madds(&mut s, "                ", j, &format!("r{m}"));
             s.push_str("            }\n");
         }
         let _ = writeln!(s, "            }}");
@@ -245,20 +214,30 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocat
             "                if (rok && n > {j}u && x{j} >= 0 && x{j} < p.map_w) {{"
         );
         let _ = writeln!(s, "                    let v = src[rbase + x{j}];");
-        for c in 0..cq {
-            let _ = writeln!(s, "                    a{j}_{c} = a{j}_{c} + w{c} * v;");
-        }
+        push_madds(&mut s, "                    ", j, "v");
         s.push_str("                }\n");
     }
     s.push_str("            }\n        }\n    }\n");
+    s.push_str("    }\n    if (n == 0u || qb >= nq) { return; }\n");
+    push_stores(&mut s);
+    s
+}
+
+/// `a{j}_{c} = a{j}_{c} + w{c} * value` for every filter quad `c`: pixel `j`'s accumulators.
+fn push_madds(s: &mut String, indent: &str, j: usize, value: &str) {
+    for c in 0..CONV_QUADS {
+        let _ = writeln!(s, "{indent}a{j}_{c} = a{j}_{c} + w{c} * {value};");
+    }
+}
+
+/// The epilogue: activation and stores of every accumulator inside the region and filter count.
+fn push_stores(s: &mut String) {
     s.push_str(
-        "    }
-    if (n == 0u || qb >= nq) { return; }
-    let plane = p.out_h * p.out_w;
+        "    let plane = p.out_h * p.out_w;
     let obase = u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0);
 ",
     );
-    for c in 0..cq {
+    for c in 0..CONV_QUADS {
         let _ = writeln!(
             s,
             "    for (var l = 0u; l < 4u; l++) {{
@@ -266,7 +245,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocat
         if (f >= p.filters) {{ break; }}
         let o = (p.out_c_off + f) * plane + obase;"
         );
-        for j in 0..px {
+        for j in 0..CONV_PIXELS {
             if j == 0 {
                 let _ = writeln!(s, "        dst[o] = activate(a0_{c}[l], p.act);");
             } else {
@@ -279,5 +258,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocat
         s.push_str("    }\n");
     }
     s.push_str("}\n");
-    s
 }
