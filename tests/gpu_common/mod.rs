@@ -105,3 +105,79 @@ pub fn max_rel_diff(gpu: &Tensor, cpu: &Tensor) -> f32 {
         .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
         .fold(0.0, f32::max)
 }
+
+/// Whether the adapter fuses `a * b + c` into one rounding (an FMA), probed with inputs where the two
+/// differ: (1 + 2⁻¹²)² − (1 + 2⁻¹¹) is 0 with two roundings and 2⁻²⁴ with one. GPU compilers may do
+/// this (WGSL allows it); lavapipe does not.
+pub fn contracts_multiply_add(g: &Gpu) -> bool {
+    let ctx = &g.ctx;
+    let src = "@group(0) @binding(0) var<storage, read_write> v: array<f32>;
+@compute @workgroup_size(1)
+fn main() { v[3] = v[0] * v[1] + v[2]; }";
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("fma probe"),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+    let pipe = ctx
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("fma probe"),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    let x = 1.0f32 + 2f32.powi(-12);
+    let input = [x, x, -(1.0f32 + 2f32.powi(-11)), 0.0];
+    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("fma probe"),
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let read = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("fma probe readback"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    ctx.queue
+        .write_buffer(&buf, 0, bytemuck::cast_slice(&input));
+    let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipe.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: buf.as_entire_binding(),
+        }],
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipe);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    enc.copy_buffer_to_buffer(&buf, 0, &read, 0, 16);
+    ctx.queue.submit([enc.finish()]);
+    read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+    ctx.wait("fma probe").unwrap();
+    let out: Vec<f32> = bytemuck::pod_collect_to_vec(&read.slice(..).get_mapped_range().unwrap());
+    out[3] != 0.0
+}
+
+/// Distance in units in the last place (same-sign finite values; otherwise "far").
+pub fn ulps(a: f32, b: f32) -> u32 {
+    if a == b {
+        return 0;
+    }
+    if a.is_sign_negative() != b.is_sign_negative() || !a.is_finite() || !b.is_finite() {
+        return u32::MAX;
+    }
+    a.to_bits().abs_diff(b.to_bits())
+}
