@@ -41,6 +41,32 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }",
         1.0,
     ),
+    (
+        "workgroup-memory loads (G loads/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+var<workgroup> tile: array<f32, 1024>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  for (var i = li; i < 1024u; i += 64u) { tile[i] = f32(i); }
+  workgroupBarrier();
+  var a = 0.0;
+  for (var i = 0u; i < 1024u; i++) { a = a + tile[(li + i * 7u) & 1023u]; }
+  dst[gid.x] = a;
+}",
+        1.0,
+    ),
+    (
+        "uniform-buffer loads (G loads/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<uniform> table: array<vec4<f32>, 256>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = vec4<f32>(0.0);
+  for (var i = 0u; i < 1024u; i++) { a = a + table[(gid.x + i) & 255u]; }
+  dst[gid.x] = a.x + a.y + a.z + a.w;
+}",
+        1.0,
+    ),
 ];
 
 fn main() -> mafat::Result<()> {
@@ -51,6 +77,12 @@ fn main() -> mafat::Result<()> {
         label: Some("probe"),
         size: n as u64 * 4,
         usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let table = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("probe table"),
+        size: 4096,
+        usage: wgpu::BufferUsages::UNIFORM,
         mapped_at_creation: false,
     });
     for (name, src, per_iteration) in PROBES {
@@ -74,10 +106,23 @@ fn main() -> mafat::Result<()> {
         let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(name),
             layout: &pipe.get_bind_group_layout(0),
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: buf.as_entire_binding(),
-            }],
+            entries: &if src.contains("binding(1)") {
+                vec![
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: buf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: table.as_entire_binding(),
+                    },
+                ]
+            } else {
+                vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: buf.as_entire_binding(),
+                }]
+            },
         });
         let mut times = Vec::new();
         for rep in 0..6 {
