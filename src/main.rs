@@ -425,6 +425,21 @@ fn info(json: bool) -> Result<()> {
         println!("  backend:      {}", a.backend);
         println!("  device type:  {}", a.device_type);
         println!("  driver:       {} ({})", a.driver, a.driver_info);
+        println!(
+            "  timestamps:   {}",
+            if a.timestamp_query { "yes" } else { "no" }
+        );
+        println!(
+            "  subgroups:    {}",
+            if a.subgroups {
+                format!(
+                    "yes, {}..={} lanes",
+                    a.subgroup_sizes[0], a.subgroup_sizes[1]
+                )
+            } else {
+                "no".into()
+            }
+        );
         let l = &a.limits;
         println!(
             "  max_buffer_size:                       {}",

@@ -184,6 +184,10 @@ fn info_shows_lavapipe() {
     };
     assert_eq!(lvp["backend"], "vulkan");
     assert!(
+        lvp["timestamp_query"].is_boolean() && lvp["subgroups"].is_boolean(),
+        "{lvp}"
+    );
+    assert!(
         lvp["limits"]["max_storage_buffer_binding_size"]
             .as_u64()
             .unwrap()

@@ -21,6 +21,11 @@ pub struct AdapterReport {
     pub device_type: String,
     pub driver: String,
     pub driver_info: String,
+    /// GPU timestamp queries (mafat times layers with them when present).
+    pub timestamp_query: bool,
+    /// Subgroup operations and the subgroup sizes (mafat's conv kernel shares weight loads with them).
+    pub subgroups: bool,
+    pub subgroup_sizes: [u32; 2],
     pub limits: LimitsReport,
 }
 
@@ -53,6 +58,9 @@ pub fn list_adapters() -> Result<Vec<AdapterReport>> {
                 device_type: format!("{:?}", i.device_type),
                 driver: i.driver,
                 driver_info: i.driver_info,
+                timestamp_query: a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+                subgroups: a.features().contains(wgpu::Features::SUBGROUP),
+                subgroup_sizes: [i.subgroup_min_size, i.subgroup_max_size],
                 limits: LimitsReport {
                     max_buffer_size: l.max_buffer_size,
                     max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
