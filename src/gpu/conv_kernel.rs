@@ -86,22 +86,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
     for c in 0..cq {
         let _ = writeln!(s, "                let w{c} = wts[wr{c} + t];");
     }
-    s.push_str("                let ix = ix_base + i32(kx);\n");
-    for j in 0..px {
-        if j == 0 {
-            let _ = writeln!(s, "                let x0 = ix;");
-            let _ = writeln!(s, "                if (x0 >= 0 && x0 < p.map_w) {{");
-        } else {
-            let _ = writeln!(s, "                let x{j} = ix + {j} * s;");
-            let _ = writeln!(
-                s,
-                "                if (n > {j}u && x{j} >= 0 && x{j} < p.map_w) {{"
-            );
-        }
-        let _ = writeln!(s, "                    let v = src[rbase + x{j}];");
-        push_madds(&mut s, "                    ", j, "v");
-        s.push_str("                }\n");
-    }
+    push_tap_pixels(&mut s, "");
     s.push_str("            }\n        }\n    }\n");
     push_stores(&mut s);
     s
@@ -206,21 +191,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocat
             "                let w{c} = subgroupShuffle(wmine, {c}u);"
         );
     }
-    s.push_str("                let ix = ix_base + i32(kx);\n");
-    for j in 0..px {
-        let _ = writeln!(s, "                let x{j} = ix + {j} * s;");
-        let _ = writeln!(
-            s,
-            "                if (rok && n > {j}u && x{j} >= 0 && x{j} < p.map_w) {{"
-        );
-        let _ = writeln!(s, "                    let v = src[rbase + x{j}];");
-        push_madds(&mut s, "                    ", j, "v");
-        s.push_str("                }\n");
-    }
+    push_tap_pixels(&mut s, "rok && ");
     s.push_str("            }\n        }\n    }\n");
     s.push_str("    }\n    if (n == 0u || qb >= nq) { return; }\n");
     push_stores(&mut s);
     s
+}
+
+/// One kernel tap for every pixel of the run: load the input under `guard` + "pixel in the run and in
+/// the map", then multiply-add into the pixel's accumulators.
+fn push_tap_pixels(s: &mut String, guard: &str) {
+    s.push_str("                let ix = ix_base + i32(kx);\n");
+    for j in 0..CONV_PIXELS {
+        let _ = writeln!(s, "                let x{j} = ix + {j} * s;");
+        let _ = writeln!(
+            s,
+            "                if ({guard}n > {j}u && x{j} >= 0 && x{j} < p.map_w) {{"
+        );
+        let _ = writeln!(s, "                    let v = src[rbase + x{j}];");
+        push_madds(s, "                    ", j, "v");
+        s.push_str("                }\n");
+    }
 }
 
 /// `a{j}_{c} = a{j}_{c} + w{c} * value` for every filter quad `c`: pixel `j`'s accumulators.
