@@ -65,3 +65,40 @@ fn yolov3_tiny_finds_dog_bicycle_and_car() {
     }
     assert!(!found.contains(&"person"), "{found:?}");
 }
+
+mod gpu_common;
+
+#[test]
+fn yolov3_tiny_on_the_gpu_matches_the_cpu() {
+    let models = match common::yolov3_tiny_real() {
+        Ok(d) => d,
+        Err(why) => return common::skip("yolov3_tiny_on_the_gpu_matches_the_cpu", &why),
+    };
+    let share = match common::darknet_share() {
+        Ok(s) => s,
+        Err(why) => return common::skip("yolov3_tiny_on_the_gpu_matches_the_cpu", &why),
+    };
+    let Some(g) = gpu_common::gpu("yolov3_tiny_on_the_gpu_matches_the_cpu") else {
+        return;
+    };
+    let net = model::load(models.join("yolov3-tiny.cfg").to_str().unwrap(), None).unwrap();
+    let weights = WeightSource::File(models.join("yolov3-tiny.weights"))
+        .load(&net)
+        .unwrap();
+    let x = InputSource::Image(share.join("data/dog.jpg"))
+        .load(net.input)
+        .unwrap();
+    let cpu = mafat::reference::forward(&net, &weights, &x, &net.outputs()).unwrap();
+    let (gpu, _, _) = g
+        .run(&net, &weights, &x, mafat::plan::Mode::Layerwise, None)
+        .unwrap();
+    for (o, c) in gpu.iter().zip(&cpu) {
+        // Real weights, real image: same order of operations, so on an adapter that keeps multiply
+        // and add apart the heads agree bit for bit; 1e-4 relative allows fused multiply-adds.
+        let d = gpu_common::max_rel_diff(o, c);
+        assert!(d <= 1e-4, "relative difference {d}");
+        if !gpu_common::contracts_multiply_add(g) {
+            gpu_common::assert_bit_exact("yolov3-tiny real weights", o, c);
+        }
+    }
+}
