@@ -183,3 +183,21 @@ fn the_pool_recycles_instead_of_recreating() {
     pool.trim();
     assert_eq!(pool.stats().held, 0);
 }
+
+#[test]
+fn huge_maps_stay_within_the_workgroup_limit_per_dimension() {
+    let limits = DeviceLimits {
+        max_buffer_size: 1 << 40,
+        max_storage_buffer_binding_size: 1 << 40,
+        min_uniform_buffer_offset_alignment: 256,
+        max_compute_workgroups_per_dimension: 65535,
+        timestamps: false,
+    };
+    // Layer 0 of yolov2-16 at 8192x8192: 1024 runs of 8 pixels × 8192 rows = 131,072 workgroups of
+    // 64 — over 65,535 in one dimension, so the conv spreads them over x and y.
+    let net = model::load("yolov2-16", Some((8192, 8192))).unwrap();
+    plan_untiled(&net, Mode::Naive, &limits).unwrap();
+    let wg = mafat::plan::memory::workgroups(&net, 0, mafat::gpu::kernels::Kernel::Conv);
+    assert!(wg.iter().all(|&d| d <= 65535), "{wg:?}");
+    assert!(wg[0] as u64 * wg[1] as u64 * 64 >= 1024 * 8192);
+}

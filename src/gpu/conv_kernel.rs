@@ -5,8 +5,8 @@
 //! lavapipe a storage-buffer load costs about 12 cycles per lane against a fraction of a cycle for a
 //! multiply-add, so the kernel is built around loads: every input value loaded feeds CONV_QUADS·4
 //! multiply-adds and every weight vec4 feeds CONV_PIXELS. Invocations enumerate runs of CONV_PIXELS
-//! pixels row by row (`gid.x`), so narrow maps still fill the SIMD lanes; `gid.z` picks the filter
-//! block.
+//! pixels row by row (numbered linearly over `gid.x` and `gid.y`), so narrow maps still fill the SIMD
+//! lanes; `gid.z` picks the filter block.
 //!
 //! Weights are laid out `[filters/4][cin_g][k][k]` as vec4 over 4 consecutive filters, followed by one
 //! bias vec4 per filter quad. Every output is accumulated in the CPU reference's order — bias, then
@@ -39,11 +39,12 @@ pub fn source(subgroups: bool) -> String {
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
     let runs = (p.rw + {pm1}u) / {px}u;
-    let row = gid.x / runs;
+    let id = gid.x + gid.y * nwg.x * 64u;
+    let row = id / runs;
     if (row >= p.rh) {{ return; }}
-    let px = (gid.x % runs) * {px}u;
+    let px = (id % runs) * {px}u;
     let nq = (p.filters + 3u) / 4u;
     let qb = gid.z * {cq}u;
     if (qb >= nq) {{ return; }}
@@ -105,10 +106,15 @@ fn source_subgroups() -> String {
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 @compute @workgroup_size(64, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {{
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {{
     let runs = (p.rw + {pm1}u) / {px}u;
-    let row = gid.x / runs;
-    let px = (gid.x % runs) * {px}u;
+    let id = gid.x + gid.y * nwg.x * 64u;
+    let row = id / runs;
+    let px = (id % runs) * {px}u;
     let live = row < p.rh;
     let n = select(0u, min({px}u, p.rw - px), live);
     let nq = (p.filters + 3u) / 4u;

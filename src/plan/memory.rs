@@ -16,6 +16,10 @@ use crate::gpu::kernels::{Kernel, PARAMS_BYTES};
 use crate::network::{LayerKind, Network, Source};
 use serde::Serialize;
 
+/// Workgroups along x before the register-tiled conv spills over into y (WebGPU's guaranteed
+/// minimum of max_compute_workgroups_per_dimension).
+const MAX_GROUPS_X: usize = 65535;
+
 /// Bytes moved per staging round trip (uploads of weights and input, readback of outputs).
 pub const STAGING_CHUNK: u64 = 1 << 20;
 
@@ -126,11 +130,18 @@ pub fn workgroups(net: &Network, i: usize, kernel: Kernel) -> [u32; 3] {
     let ppi = kernel.pixels_per_invocation() as usize;
     let d = |n: usize, by: u32| n.div_ceil(by as usize) as u32;
     match kernel {
-        Kernel::Conv => [
-            d(o.w.div_ceil(ppi) * o.h, wg[0]),
-            1,
-            d(o.c, 4 * CONV_QUADS as u32),
-        ],
+        Kernel::Conv => {
+            // Pixel runs are numbered linearly over x and y (the kernel reads `num_workgroups.x`),
+            // so no dimension passes the 65,535-workgroup limit.
+            let groups = o.w.div_ceil(ppi) * o.h;
+            let total = groups.div_ceil(wg[0] as usize);
+            let y = total.div_ceil(MAX_GROUPS_X);
+            [
+                total.div_ceil(y) as u32,
+                y as u32,
+                d(o.c, 4 * CONV_QUADS as u32),
+            ]
+        }
         Kernel::ConvGrouped => [d(o.w.div_ceil(ppi), wg[0]), d(o.h, wg[1]), o.c as u32],
         Kernel::MaxPool | Kernel::Upsample => [d(o.w, wg[0]), d(o.h, wg[1]), o.c as u32],
         Kernel::Reorg | Kernel::Shortcut => [d(x.w, wg[0]), d(x.h, wg[1]), x.c as u32],
