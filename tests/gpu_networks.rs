@@ -75,15 +75,20 @@ fn full_yolov2_with_route_and_reorg() {
     check_network("yolov2", (128, 128));
 }
 
-#[test]
-fn layerwise_reuses_buffers_and_naive_does_not() {
-    let limits = DeviceLimits {
-        max_buffer_size: 1 << 40,
-        max_storage_buffer_binding_size: 1 << 40,
+/// Adapter limits for planning without a GPU.
+fn limits(max_buffer_size: u64, max_storage_buffer_binding_size: u64) -> DeviceLimits {
+    DeviceLimits {
+        max_buffer_size,
+        max_storage_buffer_binding_size,
         min_uniform_buffer_offset_alignment: 256,
         max_compute_workgroups_per_dimension: 65535,
         timestamps: false,
-    };
+    }
+}
+
+#[test]
+fn layerwise_reuses_buffers_and_naive_does_not() {
+    let limits = limits(1 << 40, 1 << 40);
     let net = model::load("yolov2-16", None).unwrap();
     let lw = plan_untiled(&net, Mode::Layerwise, &limits).unwrap();
     let nv = plan_untiled(&net, Mode::Naive, &limits).unwrap();
@@ -134,13 +139,7 @@ fn budget_overflow_is_an_error_not_a_panic() {
 
 #[test]
 fn maps_past_the_binding_limit_are_refused_before_running() {
-    let limits = DeviceLimits {
-        max_buffer_size: 1 << 31,
-        max_storage_buffer_binding_size: 128 << 20,
-        min_uniform_buffer_offset_alignment: 256,
-        max_compute_workgroups_per_dimension: 65535,
-        timestamps: false,
-    };
+    let limits = limits(1 << 31, 128 << 20);
     // Layer 0 of yolov2-16 at 1280x1280 is 1280·1280·32·4 B = 200 MiB.
     let net = model::load("yolov2-16", Some((1280, 1280))).unwrap();
     let e = plan_untiled(&net, Mode::Layerwise, &limits)
@@ -186,13 +185,7 @@ fn the_pool_recycles_instead_of_recreating() {
 
 #[test]
 fn huge_maps_stay_within_the_workgroup_limit_per_dimension() {
-    let limits = DeviceLimits {
-        max_buffer_size: 1 << 40,
-        max_storage_buffer_binding_size: 1 << 40,
-        min_uniform_buffer_offset_alignment: 256,
-        max_compute_workgroups_per_dimension: 65535,
-        timestamps: false,
-    };
+    let limits = limits(1 << 40, 1 << 40);
     // Layer 0 of yolov2-16 at 8192x8192: 1024 runs of 8 pixels × 8192 rows = 131,072 workgroups of
     // 64 — over 65,535 in one dimension, so the conv spreads them over x and y.
     let net = model::load("yolov2-16", Some((8192, 8192))).unwrap();

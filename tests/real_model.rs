@@ -8,15 +8,21 @@ use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
 use mafat::network::LayerKind;
 
+/// The yolov3-tiny model folder and Darknet's share folder, or `None` after reporting a skip.
+fn real_data(test: &str) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    match (common::yolov3_tiny_real(), common::darknet_share()) {
+        (Ok(m), Ok(s)) => Some((m, s)),
+        (Err(why), _) | (_, Err(why)) => {
+            common::skip(test, &why);
+            None
+        }
+    }
+}
+
 #[test]
 fn yolov3_tiny_finds_dog_bicycle_and_car() {
-    let models = match common::yolov3_tiny_real() {
-        Ok(d) => d,
-        Err(why) => return common::skip("yolov3_tiny_finds_dog_bicycle_and_car", &why),
-    };
-    let share = match common::darknet_share() {
-        Ok(s) => s,
-        Err(why) => return common::skip("yolov3_tiny_finds_dog_bicycle_and_car", &why),
+    let Some((models, share)) = real_data("yolov3_tiny_finds_dog_bicycle_and_car") else {
+        return;
     };
     let names: Vec<String> = std::fs::read_to_string(models.join("coco.names"))
         .unwrap()
@@ -70,13 +76,8 @@ mod gpu_common;
 
 #[test]
 fn yolov3_tiny_on_the_gpu_matches_the_cpu() {
-    let models = match common::yolov3_tiny_real() {
-        Ok(d) => d,
-        Err(why) => return common::skip("yolov3_tiny_on_the_gpu_matches_the_cpu", &why),
-    };
-    let share = match common::darknet_share() {
-        Ok(s) => s,
-        Err(why) => return common::skip("yolov3_tiny_on_the_gpu_matches_the_cpu", &why),
+    let Some((models, share)) = real_data("yolov3_tiny_on_the_gpu_matches_the_cpu") else {
+        return;
     };
     let Some(g) = gpu_common::gpu("yolov3_tiny_on_the_gpu_matches_the_cpu") else {
         return;
