@@ -38,8 +38,9 @@ fn main() -> mafat::Result<()> {
             let r = ex.run(&ctx, &pipes, &x)?;
             totals.push(r.compute_ms);
             timing = r.timing;
-            for (l, ms) in r.layer_ms {
-                per_layer[l].push(ms);
+            // Untiled: every group is one layer.
+            for (layers, ms) in r.group_ms {
+                per_layer[layers.start].push(ms);
             }
         }
         ex.release(&mut pool);

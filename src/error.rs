@@ -23,6 +23,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A fusing/tiling configuration (`--groups`) breaks a rule.
+    #[error("config `{config}`: {message}")]
+    Config { config: String, message: String },
+
     /// An input image could not be read or decoded.
     #[error("cannot read image {path}: {message}")]
     Image { path: PathBuf, message: String },

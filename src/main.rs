@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mafat::gpu::{BufferPool, Executor, GpuContext, Pipelines};
 use mafat::input::InputSource;
 use mafat::model::weights::WeightSource;
-use mafat::plan::{DeviceLimits, Mode, plan_untiled};
+use mafat::plan::{Config, DeviceLimits, MemoryPlan, Mode, plan};
 use mafat::{Error, Result, Tensor, model, reference, units};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -66,6 +66,10 @@ enum Command {
         /// Untiled GPU mode: layerwise (liveness reuse) or naive (every map alive).
         #[arg(long, value_enum, default_value = "layerwise")]
         mode: Mode,
+        /// Fused tile groups, e.g. 0..8:3x3,8..16:2x2 (layers FIRST..END, half-open, and a
+        /// ROWSxCOLS grid); other layers run untiled.
+        #[arg(long)]
+        groups: Option<String>,
         /// Adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the best GPU).
         #[arg(long)]
         adapter: Option<String>,
@@ -131,6 +135,7 @@ fn run(cli: Cli) -> Result<()> {
             input,
             device,
             mode,
+            groups,
             adapter,
             budget,
             runs,
@@ -145,8 +150,20 @@ fn run(cli: Cli) -> Result<()> {
             match device {
                 Device::Cpu => run_cpu(&net, &weights, &x, out.as_deref(), json),
                 Device::Gpu => {
+                    let config = groups
+                        .as_deref()
+                        .map(Config::parse)
+                        .transpose()?
+                        .unwrap_or_default();
+                    if mode == Mode::Naive && !config.is_untiled() {
+                        return Err(Error::Usage(
+                            "--mode naive is the untiled baseline (every map alive); leave it out with --groups"
+                                .into(),
+                        ));
+                    }
                     let opts = GpuRun {
                         mode,
+                        config,
                         adapter: adapter.as_deref(),
                         budget,
                         runs: runs.max(1),
@@ -210,6 +227,7 @@ fn run_cpu(
 
 struct GpuRun<'a> {
     mode: Mode,
+    config: Config,
     adapter: Option<&'a str>,
     budget: Option<u64>,
     runs: usize,
@@ -226,14 +244,6 @@ fn rss_peak_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Every layer its own untiled group: `0..1:1x1,1..2:1x1,...`.
-fn untiled_config(n: usize) -> String {
-    (0..n)
-        .map(|i| format!("{i}..{}:1x1", i + 1))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn run_gpu(
     net: &mafat::Network,
     weights: &mafat::model::weights::Weights,
@@ -242,7 +252,7 @@ fn run_gpu(
 ) -> Result<()> {
     let ctx = GpuContext::new(o.adapter)?;
     let limits = DeviceLimits::from_wgpu(&ctx.limits, ctx.timestamps);
-    let plan = plan_untiled(net, o.mode, &limits)?;
+    let plan = plan(net, &o.config, o.mode, &limits)?;
     let predicted = plan.peak_bytes();
     if let Some(budget) = o.budget
         && predicted > budget
@@ -253,8 +263,8 @@ fn run_gpu(
             .max_by_key(|b| b.size)
             .expect("a plan has buffers");
         return Err(Error::Usage(format!(
-            "the {:?} plan needs {predicted} bytes of device memory, over the budget of {budget} bytes (largest item: {} of {} bytes); raise --budget",
-            o.mode, biggest.label, biggest.size
+            "config {} needs {predicted} bytes of device memory, over the budget of {budget} bytes (largest item: {} of {} bytes); raise --budget or tile more finely",
+            o.config, biggest.label, biggest.size
         )));
     }
     let pipelines = Pipelines::new(&ctx)?;
@@ -283,6 +293,24 @@ fn run_gpu(
     let stats = pool.stats();
 
     let heads = net.outputs();
+    // The untiled layerwise run on the same adapter, for `bit_exact_untiled`.
+    let untiled = if o.verify && !(o.config.is_untiled() && o.mode == Mode::Layerwise) {
+        Some(untiled_outputs(&ctx, &pipelines, net, weights, x, &limits))
+    } else {
+        None
+    };
+    let bit_exact_untiled: Option<Result<bool>> = match untiled {
+        Some(Ok(u)) => Some(Ok(u.iter().zip(&last.outputs).all(|(a, b)| {
+            a.shape == b.shape
+                && a.data
+                    .iter()
+                    .zip(&b.data)
+                    .all(|(x, y)| x.to_bits() == y.to_bits())
+        }))),
+        Some(Err(e)) => Some(Err(e)),
+        // This is the untiled layerwise run.
+        None => o.verify.then_some(Ok(true)),
+    };
     let max_abs_diff = if o.verify {
         let cpu = reference::forward(net, weights, x, &heads)?;
         Some(
@@ -315,7 +343,7 @@ fn run_gpu(
             "input": [net.input.c, net.input.h, net.input.w],
             "device": "gpu",
             "mode": o.mode,
-            "config": untiled_config(net.layers.len()),
+            "config": o.config.to_string(),
             "latency_ms": median_ms,
             "runs": o.runs,
             "timing": timing,
@@ -328,12 +356,18 @@ fn run_gpu(
             "breakdown": {
                 "weights": plan.bytes_of(mafat::plan::memory::BufferKind::Weights),
                 "maps": plan.bytes_of(mafat::plan::memory::BufferKind::Map),
+                "tiles": plan.bytes_of(mafat::plan::memory::BufferKind::Tile),
                 "params": plan.bytes_of(mafat::plan::memory::BufferKind::Params),
                 "staging": plan.bytes_of(mafat::plan::memory::BufferKind::Staging),
             },
             "live_map_peak_bytes": plan.live_map_peak,
-            "macs": net.macs(),
-            "mac_ratio": 1.0,
+            "macs": plan.macs,
+            "untiled_macs": net.macs(),
+            "mac_ratio": plan.mac_ratio(net),
+            "dispatches": plan.dispatches().count(),
+            "group_ms": last.group_ms.iter().map(|(r, ms)| json!({
+                "layers": format!("{}..{}", r.start, r.end), "ms": ms
+            })).collect::<Vec<_>>(),
             "adapter": ctx.adapter_name(),
             "outputs": heads.iter().zip(&last.outputs).map(|(l, t)| json!({
                 "layer": l, "shape": [t.shape.c, t.shape.h, t.shape.w]
@@ -343,16 +377,34 @@ fn run_gpu(
         if let Some(d) = max_abs_diff {
             v["max_abs_diff_cpu"] = json!(d);
         }
+        match &bit_exact_untiled {
+            Some(Ok(b)) => v["bit_exact_untiled"] = json!(b),
+            Some(Err(e)) => {
+                v["bit_exact_untiled"] = json!(null);
+                v["untiled_error"] = json!(e.to_string());
+            }
+            None => {}
+        }
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
+        let how = if o.config.is_untiled() {
+            format!("untiled, {:?}", o.mode).to_lowercase()
+        } else {
+            format!("config {}", o.config)
+        };
         println!(
-            "{}: input {} on {} ({:?}): {median_ms:.2} ms median of {} ({timing}), {:.2} GMAC/s",
+            "{}: input {} on {} ({how}): {median_ms:.2} ms median of {} ({timing}), {:.2} GMAC/s",
             net.name,
             net.input,
             ctx.adapter_name(),
-            o.mode,
             o.runs,
-            net.macs() as f64 / 1e6 / median_ms
+            plan.macs as f64 / 1e6 / median_ms
+        );
+        println!(
+            "  work: {} dispatches, {:.3} G MACs computed = {:.4} × untiled",
+            plan.dispatches().count(),
+            plan.macs as f64 / 1e9,
+            plan.mac_ratio(net)
         );
         println!(
             "  device memory: predicted {} ({} B), pool peak {} ({} B); allocator peak {} allocated, {} reserved",
@@ -369,6 +421,12 @@ fn run_gpu(
         if let Some(d) = max_abs_diff {
             println!("  max |GPU − CPU reference| = {d:e}");
         }
+        match &bit_exact_untiled {
+            Some(Ok(true)) => println!("  bit-exact with the untiled run: yes"),
+            Some(Ok(false)) => println!("  bit-exact with the untiled run: NO"),
+            Some(Err(e)) => println!("  bit-exact with the untiled run: not checked ({e})"),
+            None => {}
+        }
         for (l, t) in heads.iter().zip(&last.outputs) {
             println!("  output of layer {l}: {}", t.shape);
         }
@@ -377,6 +435,23 @@ fn run_gpu(
         }
     }
     Ok(())
+}
+
+/// Outputs of the untiled layerwise run (its own pool; no budget).
+fn untiled_outputs(
+    ctx: &GpuContext,
+    pipelines: &Pipelines,
+    net: &mafat::Network,
+    weights: &mafat::model::weights::Weights,
+    x: &Tensor,
+    limits: &DeviceLimits,
+) -> Result<Vec<Tensor>> {
+    let plan: MemoryPlan = plan(net, &Config::untiled(), Mode::Layerwise, limits)?;
+    let mut pool = BufferPool::new(None);
+    let ex = Executor::new(ctx, pipelines, net, weights, plan, &mut pool)?;
+    let out = ex.run(ctx, pipelines, x);
+    ex.release(&mut pool);
+    Ok(out?.outputs)
 }
 
 fn write_outputs(path: &Path, heads: &[usize], outputs: &[mafat::Tensor]) -> Result<Vec<String>> {

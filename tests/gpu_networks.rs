@@ -190,7 +190,12 @@ fn huge_maps_stay_within_the_workgroup_limit_per_dimension() {
     // 64 — over 65,535 in one dimension, so the conv spreads them over x and y.
     let net = model::load("yolov2-16", Some((8192, 8192))).unwrap();
     plan_untiled(&net, Mode::Naive, &limits).unwrap();
-    let wg = mafat::plan::memory::workgroups(&net, 0, mafat::gpu::kernels::Kernel::Conv);
+    let wg = mafat::plan::memory::workgroups(
+        &net,
+        0,
+        mafat::gpu::kernels::Kernel::Conv,
+        mafat::plan::geometry::Region::full(net.layers[0].output.h, net.layers[0].output.w),
+    );
     assert!(wg.iter().all(|&d| d <= 65535), "{wg:?}");
     assert!(wg[0] as u64 * wg[1] as u64 * 64 >= 1024 * 8192);
 }

@@ -23,7 +23,8 @@ pub const CONV_PIXELS: usize = 8;
 /// The kernel's WGSL (without the shared prelude). With `subgroups`, each lane of a subgroup (at least
 /// CONV_QUADS lanes) loads the weights of one filter quad and the others take them with
 /// `subgroupShuffle`: a CONV_QUADS-fold cut in weight loads. That variant keeps every lane in uniform
-/// control flow (no early return; inactive lanes only skip their loads and stores).
+/// control flow (only whole subgroups return early; inactive lanes of a live subgroup only skip their
+/// loads and stores).
 pub fn source(subgroups: bool) -> String {
     if subgroups {
         return source_subgroups();
@@ -116,6 +117,9 @@ fn main(
     let row = id / runs;
     let px = (id % runs) * {px}u;
     let live = row < p.rh;
+    // A subgroup with no pixel to compute leaves as a whole (small tiles leave most lanes idle, and
+    // idle lanes would otherwise run the whole channel loop).
+    if (subgroupAll(!live)) {{ return; }}
     let n = select(0u, min({px}u, p.rw - px), live);
     let nq = (p.filters + 3u) / 4u;
     let qb = gid.z * {cq}u;

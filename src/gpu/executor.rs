@@ -9,7 +9,7 @@ use crate::gpu::kernels::{Kernel, PARAMS_BYTES, Params, Pipelines, act_code};
 use crate::gpu::pool::{BufferPool, PoolBuffer};
 use crate::model::weights::Weights;
 use crate::network::{LayerKind, Network, Source};
-use crate::plan::memory::{GpuOp, MemoryPlan, gpu_op, workgroups};
+use crate::plan::memory::{Dispatch, GpuOp, MemoryPlan, Step, gpu_op};
 use crate::tensor::Tensor;
 use std::time::Instant;
 
@@ -31,31 +31,19 @@ pub struct RunOutput {
     /// Time of the network's compute work (upload and readback excluded).
     pub compute_ms: f64,
     pub timing: Timing,
-    /// Per dispatching layer: (layer, ms), from timestamps when the device has them.
-    pub layer_ms: Vec<(usize, f64)>,
+    /// Per group that dispatches kernels: (its layers, ms), from timestamps when the device has
+    /// them (untiled: one entry per layer).
+    pub group_ms: Vec<(std::ops::Range<usize>, f64)>,
 }
 
-enum Step {
-    Dispatch {
-        layer: usize,
-        kernel: Kernel,
-        bind_group: wgpu::BindGroup,
-        groups: [u32; 3],
-    },
-    Copy {
-        src: usize,
-        dst: usize,
-        dst_offset: u64,
-        size: u64,
-    },
-}
-
-/// A network prepared on a device: buffers allocated, weights uploaded, steps recorded.
+/// A network prepared on a device: buffers allocated, weights and parameters uploaded, one bind
+/// group per dispatch.
 pub struct Executor {
     net: Network,
     pub plan: MemoryPlan,
     buffers: Vec<PoolBuffer>,
-    steps: Vec<Step>,
+    /// Per step of the plan: the bind group of a dispatch.
+    bind_groups: Vec<Option<wgpu::BindGroup>>,
     query_set: Option<wgpu::QuerySet>,
 }
 
@@ -87,6 +75,26 @@ fn pack_weights(net: &Network, i: usize, weights: &Weights) -> Vec<f32> {
             out
         }
     }
+}
+
+/// Parameters of one dispatch: the layer's shape parameters with the regions its buffers hold and
+/// the region it computes.
+pub fn dispatch_params(net: &Network, d: &Dispatch) -> Params {
+    let mut p = layer_params(net, d.layer);
+    let (i, o, r) = (d.input.holds, d.output.holds, d.region);
+    p.in_h = i.height() as u32;
+    p.in_w = i.width() as u32;
+    p.in_y0 = i.y0 as i32;
+    p.in_x0 = i.x0 as i32;
+    p.out_h = o.height() as u32;
+    p.out_w = o.width() as u32;
+    p.out_y0 = o.y0 as i32;
+    p.out_x0 = o.x0 as i32;
+    p.ry0 = r.y0 as i32;
+    p.rx0 = r.x0 as i32;
+    p.rh = r.height() as u32;
+    p.rw = r.width() as u32;
+    p
 }
 
 /// Shape parameters of layer `i` over its whole output.
@@ -278,7 +286,7 @@ impl Executor {
             net: net.clone(),
             plan,
             buffers,
-            steps: Vec::new(),
+            bind_groups: Vec::new(),
             query_set: None,
         };
         if let Err(e) = ex.prepare(ctx, pipelines, weights) {
@@ -311,111 +319,78 @@ impl Executor {
         }
         if let Some(pb) = plan.params {
             let mut block = vec![0u8; self.buffers[pb].size as usize];
-            for (i, slot) in plan.param_slot.iter().enumerate() {
-                if let Some(s) = slot {
-                    let off = (*s as u64 * plan.params_stride) as usize;
-                    let p = layer_params(net, i);
-                    block[off..off + PARAMS_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&p));
-                }
+            for (j, d) in plan.dispatches().enumerate() {
+                let off = (j as u64 * plan.params_stride) as usize;
+                let p = dispatch_params(net, d);
+                block[off..off + PARAMS_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&p));
             }
             upload(ctx, staging, &self.buffers[pb].buffer, 0, &block)?;
         }
 
-        let mut steps = Vec::new();
-        for i in 0..net.layers.len() {
-            let l = &net.layers[i];
-            match gpu_op(&l.kind) {
-                GpuOp::CpuHead => {}
-                GpuOp::Copy => {
-                    let dst = plan.maps[i].expect("route has a map");
-                    let mut off = 0;
-                    for s in net.sources(i) {
-                        let size = net.shape_of(s).bytes();
-                        steps.push(Step::Copy {
-                            src: plan.map_of(s),
-                            dst,
-                            dst_offset: off,
-                            size,
-                        });
-                        off += size;
-                    }
-                }
-                GpuOp::Dispatch(kernel) => {
-                    let srcs = net.sources(i);
-                    let pipe = pipelines.get(kernel);
-                    let bind = |b: usize, size: u64| wgpu::BufferBinding {
-                        buffer: &self.buffers[b].buffer,
-                        offset: 0,
-                        size: std::num::NonZeroU64::new(size),
-                    };
-                    let pb = plan.params.expect("dispatches have parameters");
-                    let mut entries = vec![
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &self.buffers[pb].buffer,
-                                offset: plan.param_slot[i].expect("dispatch") as u64
-                                    * plan.params_stride,
-                                size: std::num::NonZeroU64::new(PARAMS_BYTES),
-                            }),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: wgpu::BindingResource::Buffer(bind(
-                                plan.map_of(srcs[0]),
-                                net.shape_of(srcs[0]).bytes(),
-                            )),
-                        },
-                    ];
-                    if let Some(w) = plan.weights[i] {
-                        entries.push(wgpu::BindGroupEntry {
-                            binding: 2,
-                            resource: wgpu::BindingResource::Buffer(bind(w, self.buffers[w].size)),
-                        });
-                    } else if kernel == Kernel::Shortcut {
-                        entries.push(wgpu::BindGroupEntry {
-                            binding: 2,
-                            resource: wgpu::BindingResource::Buffer(bind(
-                                plan.map_of(srcs[1]),
-                                net.shape_of(srcs[1]).bytes(),
-                            )),
-                        });
-                    }
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: wgpu::BindingResource::Buffer(bind(
-                            plan.maps[i].expect("dispatch has a map"),
-                            l.output.bytes(),
-                        )),
-                    });
-                    let bind_group = ctx.scoped(&format!("binding layer {i}"), || {
-                        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                            label: Some(kernel.name()),
-                            layout: &pipe.get_bind_group_layout(0),
-                            entries: &entries,
-                        })
-                    })?;
-                    steps.push(Step::Dispatch {
-                        layer: i,
-                        kernel,
-                        bind_group,
-                        groups: workgroups(net, i, kernel),
-                    });
-                }
+        let mut bind_groups = Vec::with_capacity(plan.steps.len());
+        let mut j = 0u64;
+        for step in &plan.steps {
+            let Step::Dispatch(d) = step else {
+                bind_groups.push(None);
+                continue;
+            };
+            let pipe = pipelines.get(d.kernel);
+            let bind = |b: usize, size: u64| {
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.buffers[b].buffer,
+                    offset: 0,
+                    size: std::num::NonZeroU64::new(size),
+                })
+            };
+            let pb = plan.params.expect("dispatches have parameters");
+            let mut entries = vec![
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.buffers[pb].buffer,
+                        offset: j * plan.params_stride,
+                        size: std::num::NonZeroU64::new(PARAMS_BYTES),
+                    }),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: bind(d.input.buffer, d.input.bytes()),
+                },
+            ];
+            if let Some(w) = plan.weights[d.layer] {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: bind(w, self.buffers[w].size),
+                });
+            } else if let Some(second) = d.second {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: bind(second.buffer, second.bytes()),
+                });
             }
+            entries.push(wgpu::BindGroupEntry {
+                binding: 3,
+                resource: bind(d.output.buffer, d.output.bytes()),
+            });
+            let bg = ctx.scoped(&format!("binding layer {}", d.layer), || {
+                ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(d.kernel.name()),
+                    layout: &pipe.get_bind_group_layout(0),
+                    entries: &entries,
+                })
+            })?;
+            bind_groups.push(Some(bg));
+            j += 1;
         }
-        let dispatches = steps
-            .iter()
-            .filter(|s| matches!(s, Step::Dispatch { .. }))
-            .count() as u32;
+        let timed = plan.timed_groups() as u32;
         if plan.timestamps.is_some() {
             self.query_set = Some(ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("layer timestamps"),
+                label: Some("group timestamps"),
                 ty: wgpu::QueryType::Timestamp,
-                count: 2 * dispatches,
+                count: 2 * timed,
             }));
         }
-        self.steps = steps;
+        self.bind_groups = bind_groups;
         ctx.check("preparing the network")
     }
 
@@ -453,47 +428,56 @@ impl Executor {
             bytemuck::cast_slice(&input.data),
         )?;
 
+        // One command buffer for the whole run: one compute pass per group that dispatches (its
+        // tiles and layers in order; wgpu orders the dispatches of a pass), copies between passes.
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let mut q = 0u32;
-        let mut timed_layers = Vec::new();
-        for step in &self.steps {
-            match step {
-                Step::Copy {
+        let mut timed_groups = Vec::new();
+        for g in &plan.groups {
+            let steps = &plan.steps[g.steps.clone()];
+            if steps.iter().any(|s| matches!(s, Step::Dispatch(_))) {
+                let tw = self
+                    .query_set
+                    .as_ref()
+                    .map(|qs| wgpu::ComputePassTimestampWrites {
+                        query_set: qs,
+                        beginning_of_pass_write_index: Some(q),
+                        end_of_pass_write_index: Some(q + 1),
+                    });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("group"),
+                    timestamp_writes: tw,
+                });
+                for (k, step) in steps.iter().enumerate() {
+                    if let Step::Dispatch(d) = step {
+                        let bg = self.bind_groups[g.steps.start + k]
+                            .as_ref()
+                            .expect("dispatches have bind groups");
+                        pass.set_pipeline(pipelines.get(d.kernel));
+                        pass.set_bind_group(0, bg, &[]);
+                        let [x, y, z] = d.workgroups;
+                        pass.dispatch_workgroups(x, y, z);
+                    }
+                }
+                drop(pass);
+                timed_groups.push(g.group.start..g.group.end);
+                q += 2;
+            }
+            for step in steps {
+                if let Step::Copy {
                     src,
                     dst,
                     dst_offset,
                     size,
-                } => enc.copy_buffer_to_buffer(
-                    &self.buffers[*src].buffer,
-                    0,
-                    &self.buffers[*dst].buffer,
-                    *dst_offset,
-                    *size,
-                ),
-                Step::Dispatch {
-                    layer,
-                    kernel,
-                    bind_group,
-                    groups,
-                } => {
-                    let tw = self
-                        .query_set
-                        .as_ref()
-                        .map(|qs| wgpu::ComputePassTimestampWrites {
-                            query_set: qs,
-                            beginning_of_pass_write_index: Some(q),
-                            end_of_pass_write_index: Some(q + 1),
-                        });
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(kernel.name()),
-                        timestamp_writes: tw,
-                    });
-                    pass.set_pipeline(pipelines.get(*kernel));
-                    pass.set_bind_group(0, bind_group, &[]);
-                    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-                    drop(pass);
-                    timed_layers.push(*layer);
-                    q += 2;
+                } = step
+                {
+                    enc.copy_buffer_to_buffer(
+                        &self.buffers[*src].buffer,
+                        0,
+                        &self.buffers[*dst].buffer,
+                        *dst_offset,
+                        *size,
+                    );
                 }
             }
         }
@@ -505,7 +489,7 @@ impl Executor {
         ctx.wait(&format!("running {}", net.name))?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
 
-        let (compute_ms, timing, layer_ms) = match plan.timestamps {
+        let (compute_ms, timing, group_ms) = match plan.timestamps {
             Some((resolve, readback)) if q > 0 => {
                 let rb = &self.buffers[readback];
                 let bytes = {
@@ -532,10 +516,15 @@ impl Executor {
                 };
                 let ts: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
                 let period = ctx.queue.get_timestamp_period() as f64 * 1e-6;
-                let per: Vec<(usize, f64)> = timed_layers
+                let per: Vec<(std::ops::Range<usize>, f64)> = timed_groups
                     .iter()
                     .enumerate()
-                    .map(|(j, &l)| (l, ts[2 * j + 1].saturating_sub(ts[2 * j]) as f64 * period))
+                    .map(|(j, l)| {
+                        (
+                            l.clone(),
+                            ts[2 * j + 1].saturating_sub(ts[2 * j]) as f64 * period,
+                        )
+                    })
                     .collect();
                 let total = ts[q as usize - 1].saturating_sub(ts[0]) as f64 * period;
                 if total > 0.0 {
@@ -573,7 +562,7 @@ impl Executor {
             outputs,
             compute_ms,
             timing,
-            layer_ms,
+            group_ms,
         })
     }
 }

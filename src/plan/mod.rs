@@ -1,6 +1,8 @@
 //! Planning an execution without touching the GPU: which buffers it needs and how big they are.
 
+pub mod config;
 pub mod geometry;
 pub mod memory;
 
-pub use memory::{DeviceLimits, MemoryPlan, Mode, plan_untiled};
+pub use config::{Config, Group};
+pub use memory::{DeviceLimits, MemoryPlan, Mode, plan, plan_untiled};

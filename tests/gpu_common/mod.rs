@@ -3,7 +3,7 @@
 
 use mafat::gpu::{BufferPool, Executor, GpuContext, Pipelines, PoolStats};
 use mafat::model::weights::Weights;
-use mafat::plan::{DeviceLimits, MemoryPlan, Mode, plan_untiled};
+use mafat::plan::{Config, DeviceLimits, MemoryPlan, Mode, plan};
 use mafat::{Network, Tensor};
 use std::sync::OnceLock;
 
@@ -60,7 +60,20 @@ impl Gpu {
         mode: Mode,
         budget: Option<u64>,
     ) -> mafat::Result<(Vec<Tensor>, MemoryPlan, PoolStats)> {
-        let plan = plan_untiled(net, mode, &self.limits())?;
+        self.run_config(net, weights, input, &Config::untiled(), mode, budget)
+    }
+
+    /// Like [`Gpu::run`] under a fusing/tiling configuration.
+    pub fn run_config(
+        &self,
+        net: &Network,
+        weights: &Weights,
+        input: &Tensor,
+        config: &Config,
+        mode: Mode,
+        budget: Option<u64>,
+    ) -> mafat::Result<(Vec<Tensor>, MemoryPlan, PoolStats)> {
+        let plan = plan(net, config, mode, &self.limits())?;
         let mut pool = BufferPool::new(budget);
         let ex = Executor::new(
             &self.ctx,
