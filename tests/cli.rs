@@ -246,12 +246,9 @@ fn gpu_run_json_reports_memory_and_verifies() {
     }
     assert_eq!(v["predicted_peak_bytes"], v["measured_peak_bytes"]);
     assert_eq!(v["max_abs_diff_cpu"].as_f64(), Some(0.0));
-    assert!(
-        v["config"]
-            .as_str()
-            .unwrap()
-            .starts_with("0..1:1x1,1..2:1x1")
-    );
+    assert_eq!(v["config"], "untiled");
+    assert_eq!(v["bit_exact_untiled"], true);
+    assert_eq!(v["mac_ratio"], 1.0);
     // The allocator holds at least what the pool handed out.
     assert!(v["allocator_allocated_peak_bytes"].as_u64() >= v["measured_peak_bytes"].as_u64());
 
@@ -266,4 +263,62 @@ fn gpu_run_json_reports_memory_and_verifies() {
         "1MiB",
     ]);
     assert_clean_error(&o, "over the budget of 1048576 bytes");
+
+    // Fused tile groups: the output equals the untiled run's bit for bit, the halo work is counted.
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--weights",
+        "int:1",
+        "--input",
+        "int:2",
+        "--runs",
+        "1",
+        "--groups",
+        "0..8:3x3,8..16:2x2",
+        "--verify",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["config"], "0..8:3x3,8..16:2x2");
+    assert_eq!(v["bit_exact_untiled"], true);
+    assert_eq!(v["max_abs_diff_cpu"].as_f64(), Some(0.0));
+    assert_eq!(v["predicted_peak_bytes"], v["measured_peak_bytes"]);
+    assert!(v["mac_ratio"].as_f64().unwrap() > 1.0, "{v}");
+    assert!(v["macs"].as_u64() > v["untiled_macs"].as_u64());
+    assert_eq!(v["dispatches"], 3 * 3 * 8 + 2 * 2 * 8);
+
+    // A config that breaks a rule: one line naming the rule.
+    for (groups, want) in [
+        ("0..8:3x3,9..16:2x2", "without gaps or overlaps"),
+        ("0..16:9x9", "the largest grid with no empty tile is 4x4"),
+        ("0..8:3", "FIRST..END:ROWSxCOLS"),
+    ] {
+        let o = mafat(&[
+            "run",
+            "--model",
+            "yolov2-16",
+            "--size",
+            "64x64",
+            "--groups",
+            groups,
+        ]);
+        assert_clean_error(&o, want);
+    }
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--groups",
+        "0..8:2x2",
+        "--mode",
+        "naive",
+    ]);
+    assert_clean_error(&o, "--mode naive is the untiled baseline");
 }

@@ -124,9 +124,12 @@ impl Config {
                 .trim()
                 .parse()
                 .map_err(|_| bad("the end layer is not a number"))?;
-            let grid = Grid::parse(grid.trim()).map_err(|_| bad("the grid is not ROWSxCOLS with both ≥ 1"))?;
+            let grid = Grid::parse(grid.trim())
+                .map_err(|_| bad("the grid is not ROWSxCOLS with both ≥ 1"))?;
             if end <= start {
-                return Err(bad("the layer range is empty (END must be greater than FIRST)"));
+                return Err(bad(
+                    "the layer range is empty (END must be greater than FIRST)",
+                ));
             }
             groups.push(Group { start, end, grid });
         }
@@ -190,7 +193,9 @@ impl Config {
                 }
             }
             for i in g.start..g.last() {
-                if let Some(reader) = (g.end..n).find(|&j| net.sources(j).contains(&Source::Layer(i))) {
+                if let Some(reader) =
+                    (g.end..n).find(|&j| net.sources(j).contains(&Source::Layer(i)))
+                {
                     return Err(err(format!(
                         "group {g}: layer {i}'s output is read by layer {reader} ([{}]), but inside a group only the last layer's output exists as a full map (end a group at {})",
                         net.layers[reader].kind.name(),
@@ -229,7 +234,9 @@ mod tests {
         assert_eq!(c.groups[1].grid, Grid { rows: 2, cols: 2 });
         assert_eq!(Config::parse("").unwrap(), Config::untiled());
         assert_eq!(Config::parse("untiled").unwrap().to_string(), "untiled");
-        for bad in ["0..8", "0-8:2x2", "a..8:2x2", "0..8:2", "0..8:0x2", "8..8:1x1", "5..3:1x1"] {
+        for bad in [
+            "0..8", "0-8:2x2", "a..8:2x2", "0..8:2", "0..8:0x2", "8..8:1x1", "5..3:1x1",
+        ] {
             let e = Config::parse(bad).unwrap_err().to_string();
             assert!(e.contains("FIRST..END:ROWSxCOLS"), "{bad}: {e}");
         }
@@ -238,12 +245,18 @@ mod tests {
     #[test]
     fn resolve_fills_untiled_layers_around_the_range() {
         let net = net();
-        let g = Config::parse("2..8:3x3,8..16:2x2").unwrap().resolve(&net).unwrap();
+        let g = Config::parse("2..8:3x3,8..16:2x2")
+            .unwrap()
+            .resolve(&net)
+            .unwrap();
         assert_eq!(g.len(), 2 + 2 + (net.layers.len() - 16));
         assert_eq!(g[0], Group::single(0));
         assert_eq!(g[2].to_string(), "2..8:3x3");
         assert_eq!(g.last().unwrap(), &Group::single(net.layers.len() - 1));
-        assert_eq!(Config::untiled().resolve(&net).unwrap().len(), net.layers.len());
+        assert_eq!(
+            Config::untiled().resolve(&net).unwrap().len(),
+            net.layers.len()
+        );
     }
 
     #[test]
@@ -260,7 +273,11 @@ mod tests {
             ("0..16:40x40", "largest grid with no empty tile is 26x26"),
         ];
         for (text, want) in cases {
-            let e = Config::parse(text).unwrap().resolve(&net).unwrap_err().to_string();
+            let e = Config::parse(text)
+                .unwrap()
+                .resolve(&net)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{text}: {e}");
             assert!(e.starts_with(&format!("config `{text}`")), "{e}");
         }
@@ -272,7 +289,11 @@ mod tests {
             })
             .unwrap();
         let text = format!("{}..{}:2x2", route_src, route_src + 2);
-        let e = Config::parse(&text).unwrap().resolve(&net).unwrap_err().to_string();
+        let e = Config::parse(&text)
+            .unwrap()
+            .resolve(&net)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains(&format!("layer {route_src}'s output is read by layer")),
             "{e}"

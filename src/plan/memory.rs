@@ -563,8 +563,16 @@ pub fn plan(
     let mut planned = Vec::with_capacity(groups.len());
     for (gi, g) in groups.iter().enumerate() {
         let first_step = steps.len();
-        let tile_buffers: Vec<usize> = tile_items[gi].iter().map(|&it| buffer_of_item(it)).collect();
-        if g.is_fused() || matches!(net.layers[g.start].kind, LayerKind::Conv(_) | LayerKind::MaxPool(_)) {
+        let tile_buffers: Vec<usize> = tile_items[gi]
+            .iter()
+            .map(|&it| buffer_of_item(it))
+            .collect();
+        if g.is_fused()
+            || matches!(
+                net.layers[g.start].kind,
+                LayerKind::Conv(_) | LayerKind::MaxPool(_)
+            )
+        {
             for produced in &traces[gi] {
                 for i in g.start..g.end {
                     let k = i - g.start;

@@ -1,0 +1,85 @@
+//! Random conv/pool chains and random configurations for the tiling tests.
+#![allow(dead_code)]
+
+use mafat::Network;
+use mafat::model::cfg;
+use mafat::plan::{Config, geometry::Grid};
+
+/// A small deterministic generator (the tests must be reproducible).
+pub struct Lcg(pub u64);
+impl Lcg {
+    pub fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n
+    }
+}
+
+/// A random chain of convolutions (kernel 1/3/5, stride 1/2, padding, grouped or not, several
+/// activations) and max pools (size 1–3, stride 1–2, Darknet padding) on an odd or even map.
+pub fn random_chain(r: &mut Lcg) -> Option<Network> {
+    let (w, h) = (6 + r.next(35), 6 + r.next(35));
+    let mut c = 1 + r.next(6);
+    let mut text = format!("[net]\nwidth={w}\nheight={h}\nchannels={c}\n");
+    for _ in 0..2 + r.next(6) {
+        if r.next(3) == 0 {
+            let size = 1 + r.next(3);
+            let stride = 1 + r.next(2);
+            text += &format!("[maxpool]\nsize={size}\nstride={stride}\n");
+        } else {
+            let size = [1, 3, 5][r.next(3)];
+            let stride = 1 + r.next(2);
+            let groups = if c.is_multiple_of(2) && r.next(4) == 0 {
+                2
+            } else {
+                1
+            };
+            let filters = groups * (1 + r.next(20));
+            let act = ["leaky", "linear", "relu", "logistic"][r.next(4)];
+            let pad = if r.next(2) == 0 {
+                "pad=1".to_string()
+            } else {
+                format!("padding={}", r.next(size / 2 + 1))
+            };
+            let bn = r.next(2);
+            text += &format!(
+                "[convolutional]\nbatch_normalize={bn}\nfilters={filters}\nsize={size}\nstride={stride}\n{pad}\ngroups={groups}\nactivation={act}\n"
+            );
+            c = filters;
+        }
+    }
+    cfg::parse(&text, "random chain", None).ok()
+}
+
+/// A random partition of `0..n` into 1–3 groups with legal random grids.
+pub fn random_config(r: &mut Lcg, net: &Network) -> Config {
+    let n = net.layers.len();
+    let mut cuts: Vec<usize> = (0..r.next(3)).map(|_| 1 + r.next(n - 1)).collect();
+    cuts.push(0);
+    cuts.push(n);
+    cuts.sort();
+    cuts.dedup();
+    let groups = cuts
+        .windows(2)
+        .map(|c| {
+            let o = net.layers[c[1] - 1].output;
+            let mut pick = |len: usize| loop {
+                let k = 1 + r.next(len.min(6));
+                if mafat::plan::geometry::split(len, k).is_some() {
+                    break k;
+                }
+            };
+            mafat::plan::Group {
+                start: c[0],
+                end: c[1],
+                grid: Grid {
+                    rows: pick(o.h),
+                    cols: pick(o.w),
+                },
+            }
+        })
+        .collect();
+    Config { groups }
+}

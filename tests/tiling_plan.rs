@@ -1,0 +1,245 @@
+//! Tiling plans without a GPU: the multiply-accumulates a config computes (against an independent
+//! count), nothing allocated per tile, and device limits refused before anything runs.
+
+mod chains;
+
+use chains::{Lcg, random_chain, random_config};
+use mafat::plan::memory::{BufferKind, Step};
+use mafat::plan::{Config, DeviceLimits, Group, Mode, geometry::Grid, plan, plan_untiled};
+use mafat::{LayerKind, Network, model};
+
+/// Limits like lavapipe's (2 GiB buffers, 128 MiB storage bindings).
+fn limits() -> DeviceLimits {
+    DeviceLimits {
+        max_buffer_size: (1 << 31) - 1,
+        max_storage_buffer_binding_size: 128 << 20,
+        min_uniform_buffer_offset_alignment: 256,
+        max_compute_workgroups_per_dimension: 65535,
+        timestamps: true,
+    }
+}
+
+/// DeepThings' cut of `0..len` into `parts` ceil-sized ranges, written out again.
+fn cut(len: usize, parts: usize) -> Vec<(usize, usize)> {
+    let step = len.div_ceil(parts);
+    (0..parts)
+        .map(|i| (i * step, ((i + 1) * step).min(len) - 1))
+        .collect()
+}
+
+/// The inclusive range of inputs that outputs `lo..=hi` read, enumerated tap by tap.
+fn taps(lo: usize, hi: usize, k: usize, s: usize, before: usize, len: usize) -> (usize, usize) {
+    let mut seen: Vec<usize> = Vec::new();
+    for o in lo..=hi {
+        for t in 0..k {
+            let i = (o * s + t) as isize - before as isize;
+            if i >= 0 && (i as usize) < len {
+                seen.push(i as usize);
+            }
+        }
+    }
+    (*seen.iter().min().unwrap(), *seen.iter().max().unwrap())
+}
+
+/// Multiply-accumulates per output pixel of a layer, from its definition.
+fn per_pixel(net: &Network, i: usize) -> u64 {
+    let l = &net.layers[i];
+    match &l.kind {
+        LayerKind::Conv(c) => (c.filters * (l.input.c / c.groups) * c.size * c.size) as u64,
+        _ => 0,
+    }
+}
+
+/// Independent count: every tile's regions traced back by enumerating kernel taps.
+fn brute_force_macs(net: &Network, config: &Config) -> u64 {
+    let n = net.layers.len();
+    let mut groups = config.groups.clone();
+    let (first, end) = groups
+        .first()
+        .map_or((n, n), |g| (g.start, groups.last().unwrap().end));
+    groups.extend((0..first).chain(end..n).map(|l| Group {
+        start: l,
+        end: l + 1,
+        grid: Grid { rows: 1, cols: 1 },
+    }));
+    let mut macs = 0;
+    for g in groups {
+        let o = net.layers[g.end - 1].output;
+        for &(y0, y1) in &cut(o.h, g.grid.rows) {
+            for &(x0, x1) in &cut(o.w, g.grid.cols) {
+                let (mut rows, mut cols) = ((y0, y1), (x0, x1));
+                for i in (g.start..g.end).rev() {
+                    let l = &net.layers[i];
+                    macs +=
+                        ((rows.1 - rows.0 + 1) * (cols.1 - cols.0 + 1)) as u64 * per_pixel(net, i);
+                    let (k, s, before) = match &l.kind {
+                        LayerKind::Conv(c) => (c.size, c.stride, c.padding),
+                        LayerKind::MaxPool(m) => (m.size, m.stride, m.padding / 2),
+                        _ => break,
+                    };
+                    rows = taps(rows.0, rows.1, k, s, before, l.input.h);
+                    cols = taps(cols.0, cols.1, k, s, before, l.input.w);
+                }
+            }
+        }
+    }
+    macs
+}
+
+fn check_macs(net: &Network, config: &Config) -> f64 {
+    let p = plan(net, config, Mode::Layerwise, &limits()).unwrap();
+    let from_dispatches: u64 = p.dispatches().map(|d| d.macs).sum();
+    assert_eq!(p.macs, from_dispatches);
+    assert_eq!(
+        p.macs,
+        brute_force_macs(net, config),
+        "{} {config}",
+        net.name
+    );
+    p.mac_ratio(net)
+}
+
+#[test]
+fn mac_ratio_matches_an_independent_count() {
+    let net = model::load("yolov2-16", Some((416, 416))).unwrap();
+    assert_eq!(check_macs(&net, &Config::untiled()), 1.0);
+    for n in 1..=7 {
+        let r = check_macs(&net, &Config::single(0, 16, Grid { rows: n, cols: n }));
+        assert!(r >= 1.0);
+    }
+    for text in [
+        "0..8:3x3,8..16:2x2",
+        "0..4:5x5,4..12:2x3,12..16:1x1",
+        "3..9:4x1",
+    ] {
+        assert!(check_macs(&net, &Config::parse(text).unwrap()) > 1.0);
+    }
+    let net = model::load("yolov3-tiny", Some((416, 416))).unwrap();
+    check_macs(
+        &net,
+        &Config::parse("0..9:4x4,9..14:2x2,14..16:2x2").unwrap(),
+    );
+    let mut r = Lcg(7);
+    let mut checked = 0;
+    while checked < 300 {
+        let Some(net) = random_chain(&mut r) else {
+            continue;
+        };
+        let config = random_config(&mut r, &net);
+        check_macs(&net, &config);
+        checked += 1;
+    }
+}
+
+/// Tile buffers are sized to the group's largest tile and reused by every tile: the buffer list is
+/// the same for every grid (only the parameter blocks grow with the number of dispatches).
+#[test]
+fn nothing_is_allocated_per_tile() {
+    let net = model::load("yolov2-16", Some((416, 416))).unwrap();
+    let plans: Vec<_> = (1..=6)
+        .map(|n| {
+            plan(
+                &net,
+                &Config::single(0, 16, Grid { rows: n, cols: n }),
+                Mode::Layerwise,
+                &limits(),
+            )
+            .unwrap()
+        })
+        .collect();
+    for (k, p) in plans.iter().enumerate() {
+        let tiles = (k + 1) * (k + 1);
+        assert_eq!(p.buffers.len(), plans[0].buffers.len());
+        let fused = &p.groups[0];
+        assert_eq!(fused.tile_buffers.len(), 2);
+        assert_eq!(fused.steps.len(), tiles * 16);
+        // Every tile of layer 0 writes the same ping buffer, sized to the largest such tile.
+        let ping = fused.tile_buffers[0];
+        let writes: Vec<u64> = p
+            .dispatches()
+            .filter(|d| d.layer == 0)
+            .map(|d| {
+                assert_eq!(d.output.buffer, ping);
+                d.output.bytes()
+            })
+            .collect();
+        assert_eq!(writes.len(), tiles);
+        assert!(p.buffers[ping].size >= *writes.iter().max().unwrap());
+    }
+    // Finer grids: smaller tile buffers.
+    let tile_bytes: Vec<u64> = plans
+        .iter()
+        .map(|p| p.bytes_of(BufferKind::Tile) + p.bytes_of(BufferKind::Map))
+        .collect();
+    assert!(
+        tile_bytes.windows(2).all(|w| w[1] <= w[0]),
+        "{tile_bytes:?}"
+    );
+    // Naive keeps every map and tile buffer apart; liveness reuse never needs more.
+    let c = Config::parse("0..8:3x3,8..16:2x2").unwrap();
+    let naive = plan(&net, &c, Mode::Naive, &limits()).unwrap();
+    let lw = plan(&net, &c, Mode::Layerwise, &limits()).unwrap();
+    assert!(lw.peak_bytes() <= naive.peak_bytes());
+    assert!(lw.live_map_peak <= lw.bytes_of(BufferKind::Map) + lw.bytes_of(BufferKind::Tile));
+    // Copies only in untiled groups.
+    assert!(lw.steps.iter().all(|s| matches!(s, Step::Dispatch(_))));
+}
+
+#[test]
+fn device_limits_are_refused_before_running() {
+    let net = model::load("yolov2-16", Some((3840, 2160))).unwrap();
+    let e = plan_untiled(&net, Mode::Layerwise, &limits())
+        .map(|_| ())
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains("layer 0's output needs 1061683200 bytes, past the adapter's max_storage_buffer_binding_size"),
+        "{e}"
+    );
+    // Fused over the big maps, it fits.
+    let ok = plan(
+        &net,
+        &Config::parse("0..8:8x8,8..16:2x2").unwrap(),
+        Mode::Layerwise,
+        &limits(),
+    )
+    .unwrap();
+    assert!(ok.peak_bytes() < 512 << 20);
+    // A group ending on a map too big to bind.
+    let e = plan(
+        &net,
+        &Config::parse("0..5:8x8,5..16:4x4").unwrap(),
+        Mode::Layerwise,
+        &limits(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("layer 4's output needs"), "{e}");
+    // A grid too coarse for its tile buffers.
+    let e = plan(
+        &net,
+        &Config::parse("0..8:1x2,8..16:2x2").unwrap(),
+        Mode::Layerwise,
+        &limits(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("tile buffer") && e.contains("use a finer grid for that group"),
+        "{e}"
+    );
+    // Workgroups per dimension.
+    let small = DeviceLimits {
+        max_compute_workgroups_per_dimension: 16,
+        ..limits()
+    };
+    let net = model::load("yolov2-16", Some((160, 160))).unwrap();
+    let e = plan_untiled(&net, Mode::Layerwise, &small)
+        .map(|_| ())
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains("max_compute_workgroups_per_dimension of 16"),
+        "{e}"
+    );
+}
