@@ -49,8 +49,20 @@ fn setup(g: &Gpu, net: Network) -> (Network, Weights, Tensor, Vec<Tensor>) {
     let heads = net.outputs();
     let cpu = reference::forward(&net, &w, &x, &heads).unwrap();
     let (untiled, _, _) = g.run(&net, &w, &x, Mode::Layerwise, None).unwrap();
+    // An adapter that contracts a·b + c into an FMA rounds mafat's exp (logistic) differently from
+    // the CPU (see tests/gpu_layers.rs); everything else is exact on integer data.
+    let fma = gpu_common::contracts_multiply_add(g);
     for (u, c) in untiled.iter().zip(&cpu) {
-        assert_bit_exact(&format!("{} untiled vs CPU", net.name), u, c);
+        if fma {
+            let d = gpu_common::max_rel_diff(u, c);
+            assert!(
+                d <= 1e-4,
+                "{} untiled vs CPU: relative difference {d}",
+                net.name
+            );
+        } else {
+            assert_bit_exact(&format!("{} untiled vs CPU", net.name), u, c);
+        }
     }
     (net, w, x, untiled)
 }
