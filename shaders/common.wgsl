@@ -5,6 +5,9 @@
 // `ry0..ry0+rh` × `rx0..rx0+rw` (global output-map coordinates) into an output buffer whose (0,0)
 // is global (out_y0, out_x0). Zero padding (or "never wins" for pooling) applies only outside the
 // true map `0..map_h` × `0..map_w`.
+//
+// Every storage binding is declared read_write, inputs too: maps live side by side in one arena buffer,
+// and WebGPU lets one buffer be bound several times in a dispatch only with the same (storage) usage.
 
 struct Params {
     in_c: u32, in_h: u32, in_w: u32, cin_g: u32,

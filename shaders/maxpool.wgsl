@@ -2,7 +2,7 @@
 // cells outside the true map never win; the start value is −FLT_MAX. One output element per invocation.
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 @compute @workgroup_size(8, 8, 1)

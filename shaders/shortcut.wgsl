@@ -3,8 +3,8 @@
 // Binding 1 = prev (the output shape), binding 2 = from. extra0..5 = from's c, h, w, stride, sample.
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> add: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> add: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 @compute @workgroup_size(8, 8, 1)

@@ -2,7 +2,7 @@
 // temperature. mexp(x/t − max/t), normalized (same operations as the CPU reference).
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
 @compute @workgroup_size(64, 1, 1)

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mafat::gpu::{BufferPool, Executor, GpuContext, Pipelines};
 use mafat::input::InputSource;
 use mafat::model::weights::WeightSource;
+use mafat::plan::memory::{Residency, plan_with};
 use mafat::plan::{Config, DeviceLimits, MemoryPlan, Mode, plan};
 use mafat::{Error, Result, Tensor, model, reference, units};
 use serde_json::json;
@@ -70,6 +71,9 @@ enum Command {
         /// ROWSxCOLS grid); other layers run untiled.
         #[arg(long)]
         groups: Option<String>,
+        /// Conv weights resident for the whole run, or uploaded per group when it starts.
+        #[arg(long, value_enum, default_value = "resident")]
+        residency: Residency,
         /// Adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the best GPU).
         #[arg(long)]
         adapter: Option<String>,
@@ -136,6 +140,7 @@ fn run(cli: Cli) -> Result<()> {
             device,
             mode,
             groups,
+            residency,
             adapter,
             budget,
             runs,
@@ -164,6 +169,7 @@ fn run(cli: Cli) -> Result<()> {
                     let opts = GpuRun {
                         mode,
                         config,
+                        residency,
                         adapter: adapter.as_deref(),
                         budget,
                         runs: runs.max(1),
@@ -228,6 +234,7 @@ fn run_cpu(
 struct GpuRun<'a> {
     mode: Mode,
     config: Config,
+    residency: Residency,
     adapter: Option<&'a str>,
     budget: Option<u64>,
     runs: usize,
@@ -252,7 +259,7 @@ fn run_gpu(
 ) -> Result<()> {
     let ctx = GpuContext::new(o.adapter)?;
     let limits = DeviceLimits::from_wgpu(&ctx.limits, ctx.timestamps);
-    let plan = plan(net, &o.config, o.mode, &limits)?;
+    let plan = plan_with(net, &o.config, o.mode, o.residency, &limits)?;
     let predicted = plan.peak_bytes();
     if let Some(budget) = o.budget
         && predicted > budget
@@ -294,7 +301,11 @@ fn run_gpu(
 
     let heads = net.outputs();
     // The untiled layerwise run on the same adapter, for `bit_exact_untiled`.
-    let untiled = if o.verify && !(o.config.is_untiled() && o.mode == Mode::Layerwise) {
+    let untiled = if o.verify
+        && !(o.config.is_untiled()
+            && o.mode == Mode::Layerwise
+            && o.residency == Residency::Resident)
+    {
         Some(untiled_outputs(&ctx, &pipelines, net, weights, x, &limits))
     } else {
         None
@@ -353,14 +364,9 @@ fn run_gpu(
             "allocator_allocated_peak_bytes": alloc_peak.0,
             "rss_peak_bytes": rss_peak_bytes(),
             "budget_bytes": o.budget,
-            "breakdown": {
-                "weights": plan.bytes_of(mafat::plan::memory::BufferKind::Weights),
-                "maps": plan.bytes_of(mafat::plan::memory::BufferKind::Map),
-                "tiles": plan.bytes_of(mafat::plan::memory::BufferKind::Tile),
-                "params": plan.bytes_of(mafat::plan::memory::BufferKind::Params),
-                "staging": plan.bytes_of(mafat::plan::memory::BufferKind::Staging),
-            },
-            "live_map_peak_bytes": plan.live_map_peak,
+            "residency": plan.residency,
+            "breakdown": plan.breakdown(),
+            "arena_bytes": plan.bytes_of(mafat::plan::memory::BufferKind::Arena),
             "macs": plan.macs,
             "untiled_macs": net.macs(),
             "mac_ratio": plan.mac_ratio(net),

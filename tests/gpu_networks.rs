@@ -32,7 +32,7 @@ fn check_network(name: &str, size: (usize, usize)) {
             );
             // Released buffers stay held for reuse; nothing beyond the plan was ever created.
             assert_eq!(stats.held, plan.peak_bytes(), "{name}");
-            assert!(plan.bytes_of(mafat::plan::memory::BufferKind::Map) >= plan.live_map_peak);
+            assert!(plan.bytes_of(mafat::plan::memory::BufferKind::Arena) >= plan.live_peak);
             peaks.push((mode, stats.peak));
             for (o, c) in out.iter().zip(&cpu) {
                 if exact {
@@ -81,6 +81,7 @@ fn limits(max_buffer_size: u64, max_storage_buffer_binding_size: u64) -> DeviceL
         max_buffer_size,
         max_storage_buffer_binding_size,
         min_uniform_buffer_offset_alignment: 256,
+        min_storage_buffer_offset_alignment: 256,
         max_compute_workgroups_per_dimension: 65535,
         timestamps: false,
     }
@@ -92,14 +93,14 @@ fn layerwise_reuses_buffers_and_naive_does_not() {
     let net = model::load("yolov2-16", None).unwrap();
     let lw = plan_untiled(&net, Mode::Layerwise, &limits).unwrap();
     let nv = plan_untiled(&net, Mode::Naive, &limits).unwrap();
-    let maps = mafat::plan::memory::BufferKind::Map;
-    // Naive: input + 16 layer outputs, each its own buffer.
+    let arena = mafat::plan::memory::BufferKind::Arena;
+    // Naive: input + 16 layer outputs, each its own space (all multiples of 256 bytes here).
     let all: u64 = net.input.bytes() + net.layers.iter().map(|l| l.output.bytes()).sum::<u64>();
-    assert_eq!(nv.bytes_of(maps), all);
+    assert_eq!(nv.bytes_of(arena), all);
     // Layerwise at 608x608: layer 0's output (608·608·32·4 B) plus layer 1's (304·304·32·4 B) is the
-    // largest pair alive at once, and the slots reach exactly that.
-    assert_eq!(lw.live_map_peak, 608 * 608 * 32 * 4 + 304 * 304 * 32 * 4);
-    assert_eq!(lw.bytes_of(maps), lw.live_map_peak);
+    // largest pair alive at once, and the arena is exactly that.
+    assert_eq!(lw.live_peak, 608 * 608 * 32 * 4 + 304 * 304 * 32 * 4);
+    assert_eq!(lw.bytes_of(arena), lw.live_peak);
     assert!(lw.peak_bytes() < nv.peak_bytes());
     assert_eq!(
         lw.bytes_of(mafat::plan::memory::BufferKind::Weights),

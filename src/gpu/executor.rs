@@ -9,7 +9,7 @@ use crate::gpu::kernels::{Kernel, PARAMS_BYTES, Params, Pipelines, act_code};
 use crate::gpu::pool::{BufferPool, PoolBuffer};
 use crate::model::weights::Weights;
 use crate::network::{LayerKind, Network, Source};
-use crate::plan::memory::{Dispatch, GpuOp, MemoryPlan, Step, gpu_op};
+use crate::plan::memory::{Dispatch, GpuOp, MemoryPlan, Residency, Step, gpu_op};
 use crate::tensor::Tensor;
 use std::time::Instant;
 
@@ -42,8 +42,10 @@ pub struct Executor {
     net: Network,
     pub plan: MemoryPlan,
     buffers: Vec<PoolBuffer>,
-    /// Per step of the plan: the bind group of a dispatch.
-    bind_groups: Vec<Option<wgpu::BindGroup>>,
+    /// Per-group residency: each group's packed weights, uploaded when the group starts.
+    group_weights: Vec<Option<Vec<u8>>>,
+    /// Per step of the plan: the bind group of its dispatch.
+    bind_groups: Vec<wgpu::BindGroup>,
     query_set: Option<wgpu::QuerySet>,
 }
 
@@ -94,6 +96,10 @@ pub fn dispatch_params(net: &Network, d: &Dispatch) -> Params {
     p.rx0 = r.x0 as i32;
     p.rh = r.height() as u32;
     p.rw = r.width() as u32;
+    if d.kernel == Kernel::Copy {
+        p.extra[0] = d.input.holds.len(d.input.channels) as u32;
+        p.extra[1] = d.dst_element as u32;
+    }
     p
 }
 
@@ -286,6 +292,7 @@ impl Executor {
             net: net.clone(),
             plan,
             buffers,
+            group_weights: Vec::new(),
             bind_groups: Vec::new(),
             query_set: None,
         };
@@ -305,17 +312,39 @@ impl Executor {
         let net = &self.net;
         let plan = &self.plan;
         let staging = &self.buffers[plan.upload];
-        for (i, w) in plan.weights.iter().enumerate() {
-            if let Some(b) = w {
-                let packed = pack_weights(net, i, weights);
-                upload(
-                    ctx,
-                    staging,
-                    &self.buffers[*b].buffer,
-                    0,
-                    bytemuck::cast_slice(&packed),
-                )?;
+        if plan.residency == Residency::Resident {
+            for (i, w) in plan.weights.iter().enumerate() {
+                if let Some(w) = w {
+                    let packed = pack_weights(net, i, weights);
+                    upload(
+                        ctx,
+                        staging,
+                        &self.buffers[w.buffer].buffer,
+                        w.offset,
+                        bytemuck::cast_slice(&packed),
+                    )?;
+                }
             }
+        } else {
+            // Each group's weights packed once on the host, at their offsets in the group's block.
+            self.group_weights = plan
+                .groups
+                .iter()
+                .map(|g| {
+                    g.weights_upload.map(|(base, bytes)| {
+                        let mut block = vec![0u8; bytes as usize];
+                        for i in g.group.start..g.group.end {
+                            if let Some(w) = plan.weights[i] {
+                                let packed = pack_weights(net, i, weights);
+                                let at = (w.offset - base) as usize;
+                                let src: &[u8] = bytemuck::cast_slice(&packed);
+                                block[at..at + src.len()].copy_from_slice(src);
+                            }
+                        }
+                        block
+                    })
+                })
+                .collect();
         }
         if let Some(pb) = plan.params {
             let mut block = vec![0u8; self.buffers[pb].size as usize];
@@ -328,17 +357,12 @@ impl Executor {
         }
 
         let mut bind_groups = Vec::with_capacity(plan.steps.len());
-        let mut j = 0u64;
-        for step in &plan.steps {
-            let Step::Dispatch(d) = step else {
-                bind_groups.push(None);
-                continue;
-            };
+        for (j, d) in plan.dispatches().enumerate() {
             let pipe = pipelines.get(d.kernel);
-            let bind = |b: usize, size: u64| {
+            let bind = |b: usize, offset: u64, size: u64| {
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &self.buffers[b].buffer,
-                    offset: 0,
+                    offset,
                     size: std::num::NonZeroU64::new(size),
                 })
             };
@@ -346,31 +370,27 @@ impl Executor {
             let mut entries = vec![
                 wgpu::BindGroupEntry {
                     binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &self.buffers[pb].buffer,
-                        offset: j * plan.params_stride,
-                        size: std::num::NonZeroU64::new(PARAMS_BYTES),
-                    }),
+                    resource: bind(pb, j as u64 * plan.params_stride, PARAMS_BYTES),
                 },
                 wgpu::BindGroupEntry {
                     binding: 1,
-                    resource: bind(d.input.buffer, d.input.bytes()),
+                    resource: bind(d.input.buffer, d.input.offset, d.input.bytes()),
                 },
             ];
             if let Some(w) = plan.weights[d.layer] {
                 entries.push(wgpu::BindGroupEntry {
                     binding: 2,
-                    resource: bind(w, self.buffers[w].size),
+                    resource: bind(w.buffer, w.offset, w.bytes),
                 });
             } else if let Some(second) = d.second {
                 entries.push(wgpu::BindGroupEntry {
                     binding: 2,
-                    resource: bind(second.buffer, second.bytes()),
+                    resource: bind(second.buffer, second.offset, second.bytes()),
                 });
             }
             entries.push(wgpu::BindGroupEntry {
                 binding: 3,
-                resource: bind(d.output.buffer, d.output.bytes()),
+                resource: bind(d.output.buffer, d.output.offset, d.output.bytes()),
             });
             let bg = ctx.scoped(&format!("binding layer {}", d.layer), || {
                 ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -379,8 +399,7 @@ impl Executor {
                     entries: &entries,
                 })
             })?;
-            bind_groups.push(Some(bg));
-            j += 1;
+            bind_groups.push(bg);
         }
         let timed = plan.timed_groups() as u32;
         if plan.timestamps.is_some() {
@@ -423,68 +442,61 @@ impl Executor {
         upload(
             ctx,
             &self.buffers[plan.upload],
-            &self.buffers[plan.input].buffer,
-            0,
+            &self.buffers[plan.input.buffer].buffer,
+            plan.input.offset,
             bytemuck::cast_slice(&input.data),
         )?;
 
-        // One command buffer for the whole run: one compute pass per group that dispatches (its
-        // tiles and layers in order; wgpu orders the dispatches of a pass), copies between passes.
+        // One command buffer and submit for the whole run (with per-group weight residency, one per
+        // group, after that group's weights are uploaded): one compute pass per group (its tiles and
+        // layers in order; wgpu orders the dispatches of a pass).
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let mut q = 0u32;
         let mut timed_groups = Vec::new();
-        for g in &plan.groups {
-            let steps = &plan.steps[g.steps.clone()];
-            if steps.iter().any(|s| matches!(s, Step::Dispatch(_))) {
-                let tw = self
-                    .query_set
-                    .as_ref()
-                    .map(|qs| wgpu::ComputePassTimestampWrites {
-                        query_set: qs,
-                        beginning_of_pass_write_index: Some(q),
-                        end_of_pass_write_index: Some(q + 1),
-                    });
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("group"),
-                    timestamp_writes: tw,
+        let t0 = Instant::now();
+        for (gi, g) in plan.groups.iter().enumerate() {
+            if let (Some((offset, _)), Some(Some(block))) =
+                (g.weights_upload, self.group_weights.get(gi))
+            {
+                ctx.queue.submit([enc.finish()]);
+                upload(
+                    ctx,
+                    &self.buffers[plan.upload],
+                    &self.buffers[plan.arena].buffer,
+                    offset,
+                    block,
+                )?;
+                enc = ctx.device.create_command_encoder(&Default::default());
+            }
+            if g.steps.is_empty() {
+                continue;
+            }
+            let tw = self
+                .query_set
+                .as_ref()
+                .map(|qs| wgpu::ComputePassTimestampWrites {
+                    query_set: qs,
+                    beginning_of_pass_write_index: Some(q),
+                    end_of_pass_write_index: Some(q + 1),
                 });
-                for (k, step) in steps.iter().enumerate() {
-                    if let Step::Dispatch(d) = step {
-                        let bg = self.bind_groups[g.steps.start + k]
-                            .as_ref()
-                            .expect("dispatches have bind groups");
-                        pass.set_pipeline(pipelines.get(d.kernel));
-                        pass.set_bind_group(0, bg, &[]);
-                        let [x, y, z] = d.workgroups;
-                        pass.dispatch_workgroups(x, y, z);
-                    }
-                }
-                drop(pass);
-                timed_groups.push(g.group.start..g.group.end);
-                q += 2;
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("group"),
+                timestamp_writes: tw,
+            });
+            for k in g.steps.clone() {
+                let Step::Dispatch(d) = &plan.steps[k];
+                pass.set_pipeline(pipelines.get(d.kernel));
+                pass.set_bind_group(0, &self.bind_groups[k], &[]);
+                let [x, y, z] = d.workgroups;
+                pass.dispatch_workgroups(x, y, z);
             }
-            for step in steps {
-                if let Step::Copy {
-                    src,
-                    dst,
-                    dst_offset,
-                    size,
-                } = step
-                {
-                    enc.copy_buffer_to_buffer(
-                        &self.buffers[*src].buffer,
-                        0,
-                        &self.buffers[*dst].buffer,
-                        *dst_offset,
-                        *size,
-                    );
-                }
-            }
+            drop(pass);
+            timed_groups.push(g.group.start..g.group.end);
+            q += 2;
         }
         if let (Some(qs), Some((resolve, _))) = (&self.query_set, plan.timestamps) {
             enc.resolve_query_set(qs, 0..q, &self.buffers[resolve].buffer, 0);
         }
-        let t0 = Instant::now();
         ctx.queue.submit([enc.finish()]);
         ctx.wait(&format!("running {}", net.name))?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -544,11 +556,12 @@ impl Executor {
                 _ => Source::Layer(o),
             };
             let shape = net.shape_of(src);
+            let map = plan.map_of(src);
             let bytes = download(
                 ctx,
                 &self.buffers[plan.readback],
-                &self.buffers[plan.map_of(src)].buffer,
-                0,
+                &self.buffers[map.buffer].buffer,
+                map.offset,
                 shape.bytes(),
             )?;
             let t = Tensor::from_vec(shape, bytemuck::pod_collect_to_vec(&bytes));

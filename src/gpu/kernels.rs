@@ -21,10 +21,12 @@ pub enum Kernel {
     Shortcut,
     AvgPool,
     Softmax,
+    /// Copy a map into a channel offset of another (route).
+    Copy,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 8] = [
+    pub const ALL: [Kernel; 9] = [
         Kernel::Conv,
         Kernel::ConvGrouped,
         Kernel::MaxPool,
@@ -33,6 +35,7 @@ impl Kernel {
         Kernel::Shortcut,
         Kernel::AvgPool,
         Kernel::Softmax,
+        Kernel::Copy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +48,7 @@ impl Kernel {
             Kernel::Shortcut => "shortcut",
             Kernel::AvgPool => "avgpool",
             Kernel::Softmax => "softmax",
+            Kernel::Copy => "copy",
         }
     }
 
@@ -59,6 +63,7 @@ impl Kernel {
             Kernel::Shortcut => include_str!("../../shaders/shortcut.wgsl"),
             Kernel::AvgPool => include_str!("../../shaders/avgpool.wgsl"),
             Kernel::Softmax => include_str!("../../shaders/softmax.wgsl"),
+            Kernel::Copy => include_str!("../../shaders/copy.wgsl"),
         })
     }
 
@@ -81,7 +86,7 @@ impl Kernel {
     /// Workgroup size declared in the shader.
     pub fn workgroup(self) -> [u32; 3] {
         match self {
-            Kernel::AvgPool | Kernel::Softmax | Kernel::Conv => [64, 1, 1],
+            Kernel::AvgPool | Kernel::Softmax | Kernel::Conv | Kernel::Copy => [64, 1, 1],
             _ => [8, 8, 1],
         }
     }

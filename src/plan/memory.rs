@@ -4,11 +4,15 @@
 //! every run; so the pool's peak equals [`MemoryPlan::peak_bytes`] by construction, and the tests check
 //! that it does.
 //!
-//! Untiled modes:
-//! - **naive**: every layer's output map has its own buffer, all alive (what Darknet does);
-//! - **layerwise**: maps share buffers ("slots") by liveness: a slot is reused once the last consumer of
-//!   its previous map has run. Maps are placed in creation order into the smallest free slot that is
-//!   large enough, else the largest free slot (grown to fit), else a new slot.
+//! Buffers: the weights (one buffer per conv layer when all weights stay resident), one **arena** that
+//! holds every feature map, tile buffer and (with per-group residency) the current group's weights at
+//! offsets, the uniform parameter buffer, and staging/readback/timestamp buffers.
+//!
+//! Arena placement is two-ended: an item lives at the bottom or the top of the arena, at the lowest
+//! position on its side not used by an item whose lifetime overlaps. A group's output goes to the side
+//! opposite its input; its tile buffers and weights go on its input's side. For a chain of groups this
+//! makes the arena exactly the largest `input + output + tiles (+ weights)` of any group, with every item
+//! rounded up to the storage-binding offset alignment. In **naive** mode no two items share bytes.
 
 use crate::error::{Error, Result};
 use crate::gpu::conv_kernel::CONV_QUADS;
@@ -31,6 +35,7 @@ pub struct DeviceLimits {
     pub max_buffer_size: u64,
     pub max_storage_buffer_binding_size: u64,
     pub min_uniform_buffer_offset_alignment: u64,
+    pub min_storage_buffer_offset_alignment: u64,
     pub max_compute_workgroups_per_dimension: u32,
     /// The device records GPU timestamps (two queries per dispatch, resolved into buffers).
     pub timestamps: bool,
@@ -42,6 +47,7 @@ impl DeviceLimits {
             max_buffer_size: l.max_buffer_size,
             max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
             min_uniform_buffer_offset_alignment: l.min_uniform_buffer_offset_alignment as u64,
+            min_storage_buffer_offset_alignment: l.min_storage_buffer_offset_alignment as u64,
             max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
             timestamps,
         }
@@ -58,14 +64,27 @@ pub enum Mode {
     Naive,
 }
 
-/// What a buffer holds.
+/// Where conv weights live during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Residency {
+    /// Every layer's weights in its own buffer, uploaded once, resident for every run.
+    Resident,
+    /// Each group's weights uploaded into the arena when the group starts; the space is reused after
+    /// it (smaller peaks, one weight upload per group per inference).
+    PerGroup,
+}
+
+/// What a buffer (or an arena item) holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BufferKind {
     Weights,
-    /// A buffer that holds full feature maps (group inputs and outputs) at some point of the run.
+    /// The arena of maps, tile buffers and per-group weights.
+    Arena,
+    /// A full feature map (network input, group outputs) inside the arena.
     Map,
-    /// A buffer that only ever holds tiles of maps inside fused groups.
+    /// A tile buffer of a fused group inside the arena.
     Tile,
     Params,
     Staging,
@@ -81,10 +100,8 @@ pub struct BufferSpec {
 /// How a layer runs on the GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GpuOp {
-    /// One dispatch of a kernel.
+    /// One dispatch of a kernel (a route: one copy dispatch per source).
     Dispatch(Kernel),
-    /// Buffer copies into a channel offset (route).
-    Copy,
     /// Runs on the CPU after readback (region/yolo heads).
     CpuHead,
 }
@@ -102,7 +119,7 @@ pub fn gpu_op(kind: &LayerKind) -> GpuOp {
         LayerKind::MaxPool(_) => GpuOp::Dispatch(Kernel::MaxPool),
         LayerKind::AvgPool => GpuOp::Dispatch(Kernel::AvgPool),
         LayerKind::Softmax { .. } => GpuOp::Dispatch(Kernel::Softmax),
-        LayerKind::Route { .. } => GpuOp::Copy,
+        LayerKind::Route { .. } => GpuOp::Dispatch(Kernel::Copy),
         LayerKind::Upsample { .. } => GpuOp::Dispatch(Kernel::Upsample),
         LayerKind::Reorg { .. } => GpuOp::Dispatch(Kernel::Reorg),
         LayerKind::Shortcut { .. } => GpuOp::Dispatch(Kernel::Shortcut),
@@ -152,6 +169,8 @@ pub fn workgroups(net: &Network, i: usize, kernel: Kernel, region: Region) -> [u
         Kernel::MaxPool | Kernel::Upsample => [d(rw, wg[0]), d(rh, wg[1]), o.c as u32],
         Kernel::Reorg | Kernel::Shortcut => [d(x.w, wg[0]), d(x.h, wg[1]), x.c as u32],
         Kernel::AvgPool => [d(x.c, wg[0]), 1, 1],
+        // Copies are sized by the number of elements: see `copy_workgroups`.
+        Kernel::Copy => copy_workgroups(x.len()),
         Kernel::Softmax => match &l.kind {
             LayerKind::Softmax { groups, .. } => [d(*groups, wg[0]), 1, 1],
             _ => [1, 1, 1],
@@ -159,22 +178,40 @@ pub fn workgroups(net: &Network, i: usize, kernel: Kernel, region: Region) -> [u
     }
 }
 
-/// A buffer operand of a dispatch: which buffer, and which region of its map (all channels) it holds.
+/// Workgroups of a copy of `elements` values (64 per workgroup, spilling from x into y).
+pub fn copy_workgroups(elements: usize) -> [u32; 3] {
+    let total = elements.div_ceil(64);
+    let y = total.div_ceil(MAX_GROUPS_X).max(1);
+    [total.div_ceil(y) as u32, y as u32, 1]
+}
+
+/// A buffer operand of a dispatch: a buffer, the byte offset of the binding, and which region of its
+/// map (all channels) the binding holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Operand {
     pub buffer: usize,
+    pub offset: u64,
     pub holds: Region,
     pub channels: usize,
 }
 
 impl Operand {
-    /// Bytes of the map region the buffer holds (what is bound).
+    /// Bytes of the map region the binding holds.
     pub fn bytes(&self) -> u64 {
         4 * self.holds.len(self.channels) as u64
     }
 }
 
-/// One kernel dispatch: layer `layer` computes `region` of its output map.
+/// Where a conv layer's packed weights are: buffer, byte offset, bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WeightsAt {
+    pub buffer: usize,
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+/// One kernel dispatch: layer `layer` computes `region` of its output map (a route's copy: the whole
+/// source into `dst_element` of the output).
 #[derive(Debug, Clone, Serialize)]
 pub struct Dispatch {
     pub layer: usize,
@@ -185,6 +222,8 @@ pub struct Dispatch {
     pub second: Option<Operand>,
     pub output: Operand,
     pub region: Region,
+    /// Route copies: first element of the output the source lands at.
+    pub dst_element: u64,
     pub workgroups: [u32; 3],
     /// Multiply-accumulates of this dispatch (its region only).
     pub macs: u64,
@@ -194,13 +233,6 @@ pub struct Dispatch {
 #[derive(Debug, Clone, Serialize)]
 pub enum Step {
     Dispatch(Dispatch),
-    /// Copy a whole map into a channel offset of another (route).
-    Copy {
-        src: usize,
-        dst: usize,
-        dst_offset: u64,
-        size: u64,
-    },
 }
 
 /// A group of the resolved configuration and its steps.
@@ -209,25 +241,54 @@ pub struct PlannedGroup {
     pub group: Group,
     /// Range of [`MemoryPlan::steps`].
     pub steps: std::ops::Range<usize>,
-    /// The group's ping-pong tile buffers (fused groups of more than one layer).
-    pub tile_buffers: Vec<usize>,
+    /// Per-group residency: where the group's weights are uploaded when it starts (arena offset and
+    /// bytes), and the conv layers whose weights they are.
+    pub weights_upload: Option<(u64, u64)>,
+}
+
+/// Something placed in the arena, alive from step `created` to step `last_use` (steps: 0 = the input
+/// upload, g + 1 = group g).
+#[derive(Debug, Clone, Serialize)]
+pub struct ArenaItem {
+    pub what: String,
+    pub kind: BufferKind,
+    /// Bytes it holds, and the bytes it takes (rounded up to the offset alignment).
+    pub bytes: u64,
+    pub aligned: u64,
+    pub created: usize,
+    pub last_use: usize,
+    /// Bottom (false) or top (true) of the arena, and the distance from that end.
+    pub top: bool,
+    pub position: u64,
+    /// Byte offset in the arena.
+    pub offset: u64,
+}
+
+impl ArenaItem {
+    fn overlaps(&self, o: &ArenaItem) -> bool {
+        self.created <= o.last_use && o.created <= self.last_use
+    }
 }
 
 /// The buffers of one execution, what lives where, and every step in order.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryPlan {
     pub mode: Mode,
+    pub residency: Residency,
     /// The configuration as given.
     pub config: Config,
     pub groups: Vec<PlannedGroup>,
     pub buffers: Vec<BufferSpec>,
-    /// Per layer: its weight buffer.
-    pub weights: Vec<Option<usize>>,
-    /// Per layer: the buffer holding its full output map (None for CPU heads and layers inside a
-    /// fused group other than its last).
-    pub maps: Vec<Option<usize>>,
-    /// Buffer of the network input map.
-    pub input: usize,
+    /// Per layer: where its weights are during its group.
+    pub weights: Vec<Option<WeightsAt>>,
+    /// The arena buffer and what it holds.
+    pub arena: usize,
+    pub items: Vec<ArenaItem>,
+    /// Per layer: its full output map in the arena (None for CPU heads and layers inside a fused
+    /// group other than its last).
+    pub maps: Vec<Option<Operand>>,
+    /// The network input map in the arena.
+    pub input: Operand,
     /// The uniform buffer of every dispatch's parameters (one block per dispatch, in step order),
     /// and the stride between blocks.
     pub params: Option<usize>,
@@ -240,10 +301,32 @@ pub struct MemoryPlan {
     pub timestamps: Option<(usize, usize)>,
     /// Maps read back at the end (sources of the network outputs; heads run on the CPU).
     pub read_back: Vec<Source>,
-    /// The most bytes of maps and tile buffers alive at once (a lower bound for their buffers).
-    pub live_map_peak: u64,
+    /// The most arena bytes (aligned) alive at once, and the step where that happens.
+    pub live_peak: u64,
+    pub live_peak_step: usize,
     /// Multiply-accumulates computed over every dispatch (with tiling: halo work included).
     pub macs: u64,
+}
+
+/// The predicted peak and what it is made of at that moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemoryBreakdown {
+    pub peak_bytes: u64,
+    /// Conv weights: resident buffers, plus the current group's weights in the arena.
+    pub weights: u64,
+    /// Full maps alive at the peak (group inputs and outputs).
+    pub maps: u64,
+    /// Tile buffers of the group running at the peak.
+    pub tiles: u64,
+    pub params: u64,
+    /// Upload/readback staging and timestamp buffers.
+    pub staging: u64,
+    /// Rounding of arena items up to the storage offset alignment, at the peak.
+    pub alignment_padding: u64,
+    /// Arena bytes not used at the peak moment (needed at other moments by a non-chain layout).
+    pub arena_slack: u64,
+    /// The largest single item and its bytes.
+    pub biggest: (String, u64),
 }
 
 impl MemoryPlan {
@@ -261,8 +344,8 @@ impl MemoryPlan {
             .sum()
     }
 
-    /// Buffer index of a source map.
-    pub fn map_of(&self, s: Source) -> usize {
+    /// The arena operand of a source map.
+    pub fn map_of(&self, s: Source) -> Operand {
         match s {
             Source::Input => self.input,
             Source::Layer(l) => self.maps[l].expect("group outputs have maps"),
@@ -281,22 +364,47 @@ impl MemoryPlan {
 
     /// The dispatches, in order.
     pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
-        self.steps.iter().filter_map(|s| match s {
-            Step::Dispatch(d) => Some(d),
-            Step::Copy { .. } => None,
+        self.steps.iter().map(|s| match s {
+            Step::Dispatch(d) => d,
         })
     }
 
     /// Groups that dispatch kernels (each is one compute pass, timed as one).
     pub fn timed_groups(&self) -> usize {
-        self.groups
+        self.groups.iter().filter(|g| !g.steps.is_empty()).count()
+    }
+
+    /// What the peak is made of, at the moment the arena is fullest.
+    pub fn breakdown(&self) -> MemoryBreakdown {
+        let t = self.live_peak_step;
+        let live: Vec<&ArenaItem> = self
+            .items
             .iter()
-            .filter(|g| {
-                self.steps[g.steps.clone()]
-                    .iter()
-                    .any(|s| matches!(s, Step::Dispatch(_)))
-            })
-            .count()
+            .filter(|i| i.created <= t && t <= i.last_use)
+            .collect();
+        let sum =
+            |k: BufferKind| -> u64 { live.iter().filter(|i| i.kind == k).map(|i| i.bytes).sum() };
+        let arena = self.buffers[self.arena].size;
+        let biggest = self
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != self.arena)
+            .map(|(_, b)| (b.label.clone(), b.size))
+            .chain(self.items.iter().map(|i| (i.what.clone(), i.aligned)))
+            .max_by_key(|b| b.1)
+            .unwrap_or_default();
+        MemoryBreakdown {
+            peak_bytes: self.peak_bytes(),
+            weights: self.bytes_of(BufferKind::Weights) + sum(BufferKind::Weights),
+            maps: sum(BufferKind::Map),
+            tiles: sum(BufferKind::Tile),
+            params: self.bytes_of(BufferKind::Params),
+            staging: self.bytes_of(BufferKind::Staging),
+            alignment_padding: live.iter().map(|i| i.aligned - i.bytes).sum(),
+            arena_slack: arena - self.live_peak,
+            biggest,
+        }
     }
 }
 
@@ -328,31 +436,37 @@ fn add_buffer(buffers: &mut Vec<BufferSpec>, label: &str, kind: BufferKind, size
 pub fn region_macs(net: &Network, i: usize, region: Region) -> u64 {
     let l = &net.layers[i];
     let pixels = (l.output.h * l.output.w) as u64;
-    // Layer::macs is per-pixel constant × pixels.
+    // Layer::macs is a per-pixel constant × pixels.
     l.macs() / pixels.max(1) * (region.height() * region.width()) as u64
 }
 
-/// Something that lives in a map slot: a full map or a tile buffer, alive from step `created` to
-/// step `last_use` (steps: 0 = the input upload, g + 1 = group g).
-struct Item {
-    what: String,
-    bytes: u64,
-    created: usize,
-    last_use: usize,
-    tile: bool,
-}
-
-/// Plan an untiled execution of `net` in `mode` (every layer its own group).
+/// Plan an untiled execution of `net` in `mode` (every layer its own group, weights resident).
 pub fn plan_untiled(net: &Network, mode: Mode, limits: &DeviceLimits) -> Result<MemoryPlan> {
     plan(net, &Config::untiled(), mode, limits)
 }
 
-/// Plan the execution of `net` under `config`. With [`Mode::Layerwise`] buffers are shared by
-/// liveness; with [`Mode::Naive`] every map and tile buffer has its own.
+/// Plan the execution of `net` under `config` with all weights resident.
 pub fn plan(
     net: &Network,
     config: &Config,
     mode: Mode,
+    limits: &DeviceLimits,
+) -> Result<MemoryPlan> {
+    plan_with(net, config, mode, Residency::Resident, limits)
+}
+
+/// Byte alignment of arena items (storage-binding offsets).
+pub fn arena_alignment(limits: &DeviceLimits) -> u64 {
+    limits.min_storage_buffer_offset_alignment.max(4)
+}
+
+/// Plan the execution of `net` under `config`. With [`Mode::Layerwise`] arena space is reused by
+/// liveness; with [`Mode::Naive`] no two items share bytes.
+pub fn plan_with(
+    net: &Network,
+    config: &Config,
+    mode: Mode,
+    residency: Residency,
     limits: &DeviceLimits,
 ) -> Result<MemoryPlan> {
     let n = net.layers.len();
@@ -369,18 +483,27 @@ pub fn plan(
             }
         }
     }
+    let align = arena_alignment(limits);
+    let up = |b: u64| b.next_multiple_of(align);
     let mut buffers: Vec<BufferSpec> = Vec::new();
 
-    // Weights.
-    let mut weights = vec![None; n];
-    for (i, w) in weights.iter_mut().enumerate() {
-        if let LayerKind::Conv(_) = net.layers[i].kind {
-            *w = Some(add_buffer(
-                &mut buffers,
-                &format!("layer {i} weights"),
-                BufferKind::Weights,
-                conv_weight_bytes(net, i),
-            ));
+    // Resident weights: one buffer per conv layer.
+    let mut weights: Vec<Option<WeightsAt>> = vec![None; n];
+    if residency == Residency::Resident {
+        for (i, w) in weights.iter_mut().enumerate() {
+            if let LayerKind::Conv(_) = net.layers[i].kind {
+                let bytes = conv_weight_bytes(net, i);
+                *w = Some(WeightsAt {
+                    buffer: add_buffer(
+                        &mut buffers,
+                        &format!("layer {i} weights"),
+                        BufferKind::Weights,
+                        bytes,
+                    ),
+                    offset: 0,
+                    bytes,
+                });
+            }
         }
     }
 
@@ -399,34 +522,55 @@ pub fn plan(
         traces.push(per_tile);
     }
 
-    // Items in creation order: the input, then per group its output map and its tile buffers.
+    // Arena items in creation order: the input, then per group its output map, tile buffers and
+    // (per-group residency) weights. Lifetimes first, placement after.
     let read_back = read_back_sources(net);
-    let group_of = |l: usize| groups.iter().position(|g| g.start <= l && l < g.end);
-    let mut items: Vec<Item> = Vec::new();
+    let mut items: Vec<ArenaItem> = Vec::new();
+    let new_item = |what: String, kind: BufferKind, bytes: u64, t: usize| ArenaItem {
+        what,
+        kind,
+        bytes,
+        aligned: up(bytes),
+        created: t,
+        last_use: t,
+        top: false,
+        position: 0,
+        offset: 0,
+    };
     let mut item_of_map = std::collections::HashMap::new();
+    item_of_map.insert(Source::Input, 0usize);
+    items.push(new_item(
+        "the input".into(),
+        BufferKind::Map,
+        net.input.bytes(),
+        0,
+    ));
+    // Per group: its tile items (A, B) and its weights item; the layers' offsets inside the latter.
     let mut tile_items: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
-    item_of_map.insert(Source::Input, 0);
-    items.push(Item {
-        what: "the input".into(),
-        bytes: net.input.bytes(),
-        created: 0,
-        last_use: 0,
-        tile: false,
-    });
+    let mut weight_items: Vec<Option<usize>> = vec![None; groups.len()];
+    let mut weight_offsets: Vec<Option<u64>> = vec![None; n];
+    // The side each item goes on is decided at placement; remember each group's primary input.
+    let mut primary_input: Vec<usize> = Vec::with_capacity(groups.len());
     for (gi, g) in groups.iter().enumerate() {
+        let t = gi + 1;
+        let first_src = net
+            .sources(g.start)
+            .first()
+            .copied()
+            .unwrap_or(Source::Input);
+        primary_input.push(*item_of_map.get(&first_src).unwrap_or(&0));
         let last = g.last();
         if gpu_op(&net.layers[last].kind) != GpuOp::CpuHead {
             item_of_map.insert(Source::Layer(last), items.len());
-            items.push(Item {
-                what: format!("layer {last}'s output"),
-                bytes: net.layers[last].output.bytes(),
-                created: gi + 1,
-                last_use: gi + 1,
-                tile: false,
-            });
+            items.push(new_item(
+                format!("layer {last}'s output"),
+                BufferKind::Map,
+                net.layers[last].output.bytes(),
+                t,
+            ));
         }
-        // Ping-pong: layers start, start+2, … write buffer A; start+1, … buffer B (the last layer
-        // writes the group's output map).
+        // Ping-pong: layers start, start+2, … write tile buffer A; start+1, … buffer B (the last
+        // layer writes the group's output map).
         for parity in 0..2 {
             let bytes = (g.start..last)
                 .filter(|i| (i - g.start) % 2 == parity)
@@ -434,18 +578,40 @@ pub fn plan(
                     let c = net.layers[i].output.c;
                     traces[gi]
                         .iter()
-                        .map(move |t| 4 * t[i - g.start].len(c) as u64)
+                        .map(move |tr| 4 * tr[i - g.start].len(c) as u64)
                 })
                 .max();
             if let Some(bytes) = bytes {
                 tile_items[gi].push(items.len());
-                items.push(Item {
-                    what: format!("group {g} tile buffer {}", ["A", "B"][parity]),
+                items.push(new_item(
+                    format!("group {g} tile buffer {}", ["A", "B"][parity]),
+                    BufferKind::Tile,
                     bytes,
-                    created: gi + 1,
-                    last_use: gi + 1,
-                    tile: true,
-                });
+                    t,
+                ));
+            }
+        }
+        if residency == Residency::PerGroup {
+            let mut off = 0u64;
+            for (i, at) in weight_offsets
+                .iter_mut()
+                .enumerate()
+                .take(g.end)
+                .skip(g.start)
+            {
+                if let LayerKind::Conv(_) = net.layers[i].kind {
+                    *at = Some(off);
+                    off += up(conv_weight_bytes(net, i));
+                }
+            }
+            if off > 0 {
+                weight_items[gi] = Some(items.len());
+                items.push(new_item(
+                    format!("group {g} weights"),
+                    BufferKind::Weights,
+                    off,
+                    t,
+                ));
             }
         }
     }
@@ -458,104 +624,163 @@ pub fn plan(
                 }
             }
         }
-        debug_assert!(group_of(g.start) == Some(gi));
     }
     for s in &read_back {
         items[item_of_map[s]].last_use = usize::MAX;
     }
-
+    let binding_limit = limits.max_storage_buffer_binding_size;
     for it in &items {
-        if it.bytes > limits.max_storage_buffer_binding_size {
-            let fix = if it.tile {
-                "use a finer grid for that group"
-            } else {
-                "end a tiled group elsewhere so this map stays inside it, or use a smaller --size"
+        if it.bytes > binding_limit {
+            let fix = match it.kind {
+                BufferKind::Tile => "use a finer grid for that group",
+                BufferKind::Weights => "use smaller groups",
+                _ => {
+                    "end a tiled group elsewhere so this map stays inside it, or use a smaller --size"
+                }
             };
             return Err(Error::DeviceLimit(format!(
-                "{} needs {} bytes, past the adapter's max_storage_buffer_binding_size of {} bytes; {fix}",
-                it.what, it.bytes, limits.max_storage_buffer_binding_size
+                "{} needs {} bytes, past the adapter's max_storage_buffer_binding_size of {binding_limit} bytes; {fix}",
+                it.what, it.bytes
             )));
         }
-    }
-    let mut live_map_peak = 0u64;
-    for t in 0..=groups.len() {
-        let live: u64 = items
-            .iter()
-            .filter(|it| it.created <= t && it.last_use >= t)
-            .map(|it| it.bytes)
-            .sum();
-        live_map_peak = live_map_peak.max(live);
     }
 
-    // Slots, items in creation order: the smallest free slot that is large enough, else the
-    // largest free slot (grown to fit), else a new slot. Slot: (size, occupant's last use, tiles only).
-    let mut slots: Vec<(u64, usize, bool)> = Vec::new();
-    let mut slot_of_item = Vec::with_capacity(items.len());
-    for it in &items {
-        let t = it.created;
-        let free: Vec<usize> = match mode {
-            Mode::Naive => Vec::new(),
-            Mode::Layerwise => (0..slots.len()).filter(|&s| slots[s].1 < t).collect(),
-        };
-        let fit = free
-            .iter()
-            .copied()
-            .filter(|&s| slots[s].0 >= it.bytes)
-            .min_by_key(|&s| (slots[s].0, s));
-        let s = match fit {
-            Some(s) => s,
-            None => match free
-                .iter()
-                .copied()
-                .max_by_key(|&s| (slots[s].0, usize::MAX - s))
-            {
-                Some(s) => {
-                    slots[s].0 = it.bytes;
-                    s
-                }
-                None => {
-                    slots.push((it.bytes, 0, true));
-                    slots.len() - 1
-                }
-            },
-        };
-        slots[s].1 = it.last_use;
-        slots[s].2 &= it.tile;
-        slot_of_item.push(s);
-    }
-    let slot_base = buffers.len();
-    for (s, (size, _, tile_only)) in slots.iter().enumerate() {
-        if *size > limits.max_buffer_size {
-            return Err(Error::DeviceLimit(format!(
-                "map slot {s} needs {size} bytes, past the adapter's max_buffer_size of {} bytes",
-                limits.max_buffer_size
-            )));
+    // Two-ended placement, in creation order.
+    let mut group_of_item = vec![usize::MAX; items.len()];
+    for (gi, g) in groups.iter().enumerate() {
+        if let Some(&it) = item_of_map.get(&Source::Layer(g.last())) {
+            group_of_item[it] = gi;
         }
-        let (label, kind) = if *tile_only {
-            (format!("tile slot {s}"), BufferKind::Tile)
-        } else {
-            (format!("map slot {s}"), BufferKind::Map)
-        };
-        add_buffer(&mut buffers, &label, kind, *size);
+        for &it in tile_items[gi].iter().chain(weight_items[gi].iter()) {
+            group_of_item[it] = gi;
+        }
     }
-    let buffer_of_item = |it: usize| slot_base + slot_of_item[it];
-    let mut maps = vec![None; n];
+    for k in 0..items.len() {
+        let top = match (k, group_of_item[k]) {
+            (0, _) => false,
+            (_, gi) if gi == usize::MAX => false,
+            (_, gi) => {
+                let input_top = items[primary_input[gi]].top;
+                if items[k].kind == BufferKind::Map {
+                    !input_top
+                } else {
+                    input_top
+                }
+            }
+        };
+        let mut taken: Vec<(u64, u64)> = items[..k]
+            .iter()
+            .filter(|o| o.top == top && (mode == Mode::Naive || o.overlaps(&items[k])))
+            .map(|o| (o.position, o.position + o.aligned))
+            .collect();
+        taken.sort();
+        let mut pos = 0u64;
+        for (a, b) in taken {
+            if pos + items[k].aligned <= a {
+                break;
+            }
+            pos = pos.max(b);
+        }
+        items[k].top = top;
+        items[k].position = pos;
+    }
+    // The arena: the largest bottom extent + top extent at any moment.
+    let mut moments: Vec<usize> = items.iter().map(|i| i.created).collect();
+    moments.sort();
+    moments.dedup();
+    let extent = |t: usize, top: bool| -> u64 {
+        items
+            .iter()
+            .filter(|i| i.top == top && i.created <= t && t <= i.last_use)
+            .map(|i| i.position + i.aligned)
+            .max()
+            .unwrap_or(0)
+    };
+    let arena_bytes = match mode {
+        // Naive: nothing shares bytes, every item on its own side's stack for good.
+        Mode::Naive => {
+            items
+                .iter()
+                .filter(|i| !i.top)
+                .map(|i| i.position + i.aligned)
+                .max()
+                .unwrap_or(0)
+                + items
+                    .iter()
+                    .filter(|i| i.top)
+                    .map(|i| i.position + i.aligned)
+                    .max()
+                    .unwrap_or(0)
+        }
+        Mode::Layerwise => moments
+            .iter()
+            .map(|&t| extent(t, false) + extent(t, true))
+            .max()
+            .unwrap_or(0),
+    };
+    let (live_peak, live_peak_step) = moments
+        .iter()
+        .map(|&t| {
+            let live: u64 = items
+                .iter()
+                .filter(|i| i.created <= t && t <= i.last_use)
+                .map(|i| i.aligned)
+                .sum();
+            (live, t)
+        })
+        .max_by_key(|&(live, t)| (live, std::cmp::Reverse(t)))
+        .unwrap_or((0, 0));
+    for it in items.iter_mut() {
+        it.offset = if it.top {
+            arena_bytes - it.position - it.aligned
+        } else {
+            it.position
+        };
+    }
+    if arena_bytes > limits.max_buffer_size {
+        return Err(Error::DeviceLimit(format!(
+            "the feature-map arena needs {arena_bytes} bytes, past the adapter's max_buffer_size of {} bytes; tile more finely or use a smaller --size",
+            limits.max_buffer_size
+        )));
+    }
+    let arena = add_buffer(
+        &mut buffers,
+        "feature-map arena",
+        BufferKind::Arena,
+        arena_bytes.max(4),
+    );
+    if residency == Residency::PerGroup {
+        for (gi, g) in groups.iter().enumerate() {
+            if let Some(it) = weight_items[gi] {
+                for i in g.start..g.end {
+                    if let Some(off) = weight_offsets[i] {
+                        weights[i] = Some(WeightsAt {
+                            buffer: arena,
+                            offset: items[it].offset + off,
+                            bytes: conv_weight_bytes(net, i),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let operand_of = |it: usize, shape: crate::network::Shape, holds: Region| Operand {
+        buffer: arena,
+        offset: items[it].offset,
+        holds,
+        channels: shape.c,
+    };
+    let mut maps: Vec<Option<Operand>> = vec![None; n];
     for (s, &it) in &item_of_map {
         if let Source::Layer(l) = s {
-            maps[*l] = Some(buffer_of_item(it));
+            let o = net.layers[*l].output;
+            maps[*l] = Some(operand_of(it, o, Region::full(o.h, o.w)));
         }
     }
-    let input = buffer_of_item(0);
-    let map_operand = |s: Source| {
-        let shape = net.shape_of(s);
-        Operand {
-            buffer: match s {
-                Source::Input => input,
-                Source::Layer(l) => maps[l].expect("group outputs have maps"),
-            },
-            holds: Region::full(shape.h, shape.w),
-            channels: shape.c,
-        }
+    let input = operand_of(0, net.input, Region::full(net.input.h, net.input.w));
+    let map_operand = |s: Source| match s {
+        Source::Input => input,
+        Source::Layer(l) => maps[l].expect("group outputs have maps"),
     };
 
     // Steps, group by group (and tile by tile inside fused groups).
@@ -563,112 +788,110 @@ pub fn plan(
     let mut planned = Vec::with_capacity(groups.len());
     for (gi, g) in groups.iter().enumerate() {
         let first_step = steps.len();
-        let tile_buffers: Vec<usize> = tile_items[gi]
-            .iter()
-            .map(|&it| buffer_of_item(it))
-            .collect();
-        if g.is_fused()
-            || matches!(
-                net.layers[g.start].kind,
-                LayerKind::Conv(_) | LayerKind::MaxPool(_)
-            )
-        {
-            for produced in &traces[gi] {
-                for i in g.start..g.end {
-                    let k = i - g.start;
-                    let l = &net.layers[i];
-                    let GpuOp::Dispatch(kernel) = gpu_op(&l.kind) else {
-                        unreachable!("fused groups hold convs and max pools")
-                    };
-                    let input = if k == 0 {
-                        map_operand(net.sources(i)[0])
-                    } else {
-                        Operand {
-                            buffer: tile_buffers[(k - 1) % 2],
-                            holds: produced[k - 1],
-                            channels: l.input.c,
-                        }
-                    };
-                    let output = if i == g.last() {
-                        map_operand(Source::Layer(i))
-                    } else {
-                        Operand {
-                            buffer: tile_buffers[k % 2],
-                            holds: produced[k],
-                            channels: l.output.c,
-                        }
-                    };
-                    let region = produced[k];
+        let tile_at = |k: usize, holds: Region, c: usize| Operand {
+            buffer: arena,
+            offset: items[tile_items[gi][k]].offset,
+            holds,
+            channels: c,
+        };
+        let l = &net.layers[g.start];
+        match gpu_op(&l.kind) {
+            GpuOp::CpuHead => {}
+            GpuOp::Dispatch(Kernel::Copy) => {
+                let i = g.start;
+                let out = map_operand(Source::Layer(i));
+                let mut dst = 0u64;
+                for s in net.sources(i) {
+                    let src = map_operand(s);
+                    let elements = src.holds.len(src.channels);
                     steps.push(Step::Dispatch(Dispatch {
                         layer: i,
-                        kernel,
-                        input,
+                        kernel: Kernel::Copy,
+                        input: src,
                         second: None,
-                        output,
-                        region,
-                        workgroups: workgroups(net, i, kernel, region),
-                        macs: region_macs(net, i, region),
+                        output: out,
+                        region: out.holds,
+                        dst_element: dst,
+                        workgroups: copy_workgroups(elements),
+                        macs: 0,
                     }));
+                    dst += elements as u64;
                 }
             }
-        } else {
-            let i = g.start;
-            let l = &net.layers[i];
-            match gpu_op(&l.kind) {
-                GpuOp::CpuHead => {}
-                GpuOp::Copy => {
-                    let dst = maps[i].expect("route has a map");
-                    let mut off = 0;
-                    for s in net.sources(i) {
-                        let size = net.shape_of(s).bytes();
-                        steps.push(Step::Copy {
-                            src: map_operand(s).buffer,
-                            dst,
-                            dst_offset: off,
-                            size,
-                        });
-                        off += size;
+            GpuOp::Dispatch(kernel)
+                if g.is_fused() || matches!(l.kind, LayerKind::Conv(_) | LayerKind::MaxPool(_)) =>
+            {
+                let _ = kernel;
+                for produced in &traces[gi] {
+                    for i in g.start..g.end {
+                        let k = i - g.start;
+                        let l = &net.layers[i];
+                        let GpuOp::Dispatch(kernel) = gpu_op(&l.kind) else {
+                            unreachable!("fused groups hold convs and max pools")
+                        };
+                        let input = if k == 0 {
+                            map_operand(net.sources(i)[0])
+                        } else {
+                            tile_at((k - 1) % 2, produced[k - 1], l.input.c)
+                        };
+                        let output = if i == g.last() {
+                            map_operand(Source::Layer(i))
+                        } else {
+                            tile_at(k % 2, produced[k], l.output.c)
+                        };
+                        let region = produced[k];
+                        steps.push(Step::Dispatch(Dispatch {
+                            layer: i,
+                            kernel,
+                            input,
+                            second: None,
+                            output,
+                            region,
+                            dst_element: 0,
+                            workgroups: workgroups(net, i, kernel, region),
+                            macs: region_macs(net, i, region),
+                        }));
                     }
                 }
-                GpuOp::Dispatch(kernel) => {
-                    let srcs = net.sources(i);
-                    let region = Region::full(l.output.h, l.output.w);
-                    steps.push(Step::Dispatch(Dispatch {
-                        layer: i,
-                        kernel,
-                        input: map_operand(srcs[0]),
-                        second: (kernel == Kernel::Shortcut).then(|| map_operand(srcs[1])),
-                        output: map_operand(Source::Layer(i)),
-                        region,
-                        workgroups: workgroups(net, i, kernel, region),
-                        macs: region_macs(net, i, region),
-                    }));
-                }
+            }
+            GpuOp::Dispatch(kernel) => {
+                let i = g.start;
+                let srcs = net.sources(i);
+                let region = Region::full(l.output.h, l.output.w);
+                steps.push(Step::Dispatch(Dispatch {
+                    layer: i,
+                    kernel,
+                    input: map_operand(srcs[0]),
+                    second: (kernel == Kernel::Shortcut).then(|| map_operand(srcs[1])),
+                    output: map_operand(Source::Layer(i)),
+                    region,
+                    dst_element: 0,
+                    workgroups: workgroups(net, i, kernel, region),
+                    macs: region_macs(net, i, region),
+                }));
             }
         }
         planned.push(PlannedGroup {
             group: *g,
             steps: first_step..steps.len(),
-            tile_buffers,
+            weights_upload: weight_items[gi].map(|it| (items[it].offset, items[it].bytes)),
         });
     }
     let mut n_dispatch = 0u64;
     let mut macs = 0u64;
-    for s in &steps {
-        if let Step::Dispatch(d) = s {
-            if let Some(dim) = d
-                .workgroups
-                .iter()
-                .find(|&&dim| dim > limits.max_compute_workgroups_per_dimension)
-            {
-                return Err(Error::DeviceLimit(format!(
-                    "layer {} needs {dim} workgroups in one dimension for {}, past the adapter's max_compute_workgroups_per_dimension of {}",
-                    d.layer, d.region, limits.max_compute_workgroups_per_dimension
-                )));
-            }
-            n_dispatch += 1;
-            macs += d.macs;
+    for Step::Dispatch(d) in &steps {
+        if let Some(dim) = d
+            .workgroups
+            .iter()
+            .find(|&&dim| dim > limits.max_compute_workgroups_per_dimension)
+        {
+            return Err(Error::DeviceLimit(format!(
+                "layer {} needs {dim} workgroups in one dimension for {}, past the adapter's max_compute_workgroups_per_dimension of {}",
+                d.layer, d.region, limits.max_compute_workgroups_per_dimension
+            )));
         }
+        n_dispatch += 1;
+        macs += d.macs;
     }
 
     // Parameters: one block per dispatch in one uniform buffer.
@@ -692,13 +915,13 @@ pub fn plan(
     }
 
     // Staging: uploads (weights, parameters, input) and readback, in chunks.
-    let largest_upload = buffers
-        .iter()
-        .filter(|b| b.kind == BufferKind::Weights || b.kind == BufferKind::Params)
-        .map(|b| b.size)
+    let largest_upload = (0..n)
+        .map(|i| conv_weight_bytes(net, i))
+        .chain(params.map(|p| buffers[p].size))
         .chain(std::iter::once(net.input.bytes()))
         .max()
-        .unwrap_or(4);
+        .unwrap_or(4)
+        .max(4);
     let largest_readback = read_back
         .iter()
         .map(|&s| net.shape_of(s).bytes())
@@ -718,10 +941,13 @@ pub fn plan(
     );
     let mut plan = MemoryPlan {
         mode,
+        residency,
         config: config.clone(),
         groups: planned,
         buffers,
         weights,
+        arena,
+        items,
         maps,
         input,
         params,
@@ -731,7 +957,8 @@ pub fn plan(
         readback,
         timestamps: None,
         read_back,
-        live_map_peak,
+        live_peak,
+        live_peak_step,
         macs,
     };
     let timed = plan.timed_groups() as u64;

@@ -74,6 +74,18 @@ impl Gpu {
         budget: Option<u64>,
     ) -> mafat::Result<(Vec<Tensor>, MemoryPlan, PoolStats)> {
         let plan = plan(net, config, mode, &self.limits())?;
+        self.run_plan(net, weights, input, plan, budget)
+    }
+
+    /// Prepare and run a plan once.
+    pub fn run_plan(
+        &self,
+        net: &Network,
+        weights: &Weights,
+        input: &Tensor,
+        plan: MemoryPlan,
+        budget: Option<u64>,
+    ) -> mafat::Result<(Vec<Tensor>, MemoryPlan, PoolStats)> {
         let mut pool = BufferPool::new(budget);
         let ex = Executor::new(
             &self.ctx,
