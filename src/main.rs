@@ -47,6 +47,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Plan without running: the smallest device memory any configuration needs (--min-budget).
+    Plan {
+        /// Built-in name (yolov2, yolov2-16, yolov2-tiny, yolov3-tiny) or a Darknet .cfg path.
+        #[arg(long)]
+        model: String,
+        /// Input size WxH (overrides the cfg's width/height).
+        #[arg(long)]
+        size: Option<String>,
+        /// Report the smallest predicted peak in the search space and the config that reaches it.
+        #[arg(long)]
+        min_budget: bool,
+        /// Adapter whose limits to plan for (default: WGPU_ADAPTER_NAME, else the best GPU).
+        #[arg(long)]
+        adapter: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a model once and report the time and output shapes.
     Run {
         /// Built-in name (yolov2, yolov2-16, yolov2-tiny, yolov3-tiny) or a Darknet .cfg path.
@@ -112,6 +129,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The planning limits of an adapter.
+fn adapter_limits(adapter: Option<&str>) -> Result<DeviceLimits> {
+    let ctx = GpuContext::new(adapter)?;
+    Ok(DeviceLimits::from_wgpu(&ctx.limits, ctx.timestamps))
+}
+
 fn load_model(model: &str, size: Option<&str>) -> Result<mafat::Network> {
     let size = size.map(model::parse_size).transpose()?;
     model::load(model, size)
@@ -129,6 +152,60 @@ fn run(cli: Cli) -> Result<()> {
                 );
             } else {
                 print!("{}", net.table());
+            }
+            Ok(())
+        }
+        Command::Plan {
+            model,
+            size,
+            min_budget,
+            adapter,
+            json,
+        } => {
+            let net = load_model(&model, size.as_deref())?;
+            if !min_budget {
+                return Err(Error::Usage(
+                    "mafat plan needs --min-budget (planning for a --budget is not built yet)"
+                        .into(),
+                ));
+            }
+            let limits = adapter_limits(adapter.as_deref())?;
+            let t0 = Instant::now();
+            let (peak, config, residency) = mafat::plan::search::min_peak(&net, &limits)?;
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            let p = plan_with(&net, &config, Mode::Layerwise, residency, &limits)?;
+            let untiled = plan(&net, &Config::untiled(), Mode::Layerwise, &limits)
+                .map(|p| p.peak_bytes())
+                .ok();
+            if json {
+                let v = json!({
+                    "model": net.name,
+                    "input": [net.input.c, net.input.h, net.input.w],
+                    "min_budget_bytes": peak,
+                    "config": config.to_string(),
+                    "residency": residency,
+                    "predicted_peak_bytes": peak,
+                    "breakdown": p.breakdown(),
+                    "mac_ratio": p.mac_ratio(&net),
+                    "untiled_peak_bytes": untiled,
+                    "search_ms": ms,
+                });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            } else {
+                println!(
+                    "{}: input {}: smallest predicted peak {} ({peak} B) with --groups {config} --residency {} (mac_ratio {:.3}; found in {ms:.0} ms)",
+                    net.name,
+                    net.input,
+                    units::human(peak),
+                    serde_json::to_value(residency)
+                        .expect("json")
+                        .as_str()
+                        .unwrap_or(""),
+                    p.mac_ratio(&net)
+                );
+                if let Some(u) = untiled {
+                    println!("  untiled layerwise peak: {} ({u} B)", units::human(u));
+                }
             }
             Ok(())
         }
@@ -269,8 +346,25 @@ fn run_gpu(
             .iter()
             .max_by_key(|b| b.size)
             .expect("a plan has buffers");
+        let minimum = match mafat::plan::search::min_peak(net, &limits) {
+            Ok((m, c, r)) if m > budget => format!(
+                "; no configuration fits it: the smallest is {m} bytes (--groups {c} --residency {})",
+                serde_json::to_value(r)
+                    .expect("json")
+                    .as_str()
+                    .unwrap_or("")
+            ),
+            Ok((m, c, r)) => format!(
+                "; the smallest configuration needs {m} bytes (--groups {c} --residency {})",
+                serde_json::to_value(r)
+                    .expect("json")
+                    .as_str()
+                    .unwrap_or("")
+            ),
+            Err(_) => String::new(),
+        };
         return Err(Error::Usage(format!(
-            "config {} needs {predicted} bytes of device memory, over the budget of {budget} bytes (largest item: {} of {} bytes); raise --budget or tile more finely",
+            "config {} needs {predicted} bytes of device memory, over the budget of {budget} bytes (largest item: {} of {} bytes){minimum}",
             o.config, biggest.label, biggest.size
         )));
     }

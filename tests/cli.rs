@@ -264,6 +264,56 @@ fn gpu_run_json_reports_memory_and_verifies() {
     ]);
     assert_clean_error(&o, "over the budget of 1048576 bytes");
 
+    // The smallest budget any configuration reaches; a budget below it names it.
+    let o = mafat(&[
+        "plan",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--min-budget",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let min = v["min_budget_bytes"].as_u64().unwrap();
+    assert!(min < v["untiled_peak_bytes"].as_u64().unwrap());
+    let config = v["config"].as_str().unwrap().to_string();
+    let residency = v["residency"].as_str().unwrap().to_string();
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--budget",
+        &(min - 1).to_string(),
+    ]);
+    assert_clean_error(
+        &o,
+        &format!("no configuration fits it: the smallest is {min} bytes"),
+    );
+    // And that configuration runs within exactly that budget.
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--groups",
+        &config,
+        "--residency",
+        &residency,
+        "--budget",
+        &min.to_string(),
+        "--runs",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["measured_peak_bytes"].as_u64(), Some(min));
+
     // Fused tile groups: the output equals the untiled run's bit for bit, the halo work is counted.
     let o = mafat(&[
         "run",

@@ -246,3 +246,110 @@ fn device_limits_are_refused_before_running() {
         "{e}"
     );
 }
+
+/// Every configuration of a small network: all compositions of its layers, all legal grids up to
+/// 8x8 per group.
+fn all_configs(net: &Network) -> Vec<Config> {
+    let n = net.layers.len();
+    let mut out = Vec::new();
+    let mut stack: Vec<(usize, Vec<Group>)> = vec![(0, Vec::new())];
+    while let Some((at, groups)) = stack.pop() {
+        if at == n {
+            out.push(Config { groups });
+            continue;
+        }
+        for end in at + 1..=n {
+            let o = net.layers[end - 1].output;
+            for rows in 1..=8.min(o.h) {
+                for cols in 1..=8.min(o.w) {
+                    let grid = Grid { rows, cols };
+                    if mafat::plan::geometry::tiles(o.h, o.w, grid).is_err() {
+                        continue;
+                    }
+                    let mut g = groups.clone();
+                    g.push(Group {
+                        start: at,
+                        end,
+                        grid,
+                    });
+                    stack.push((end, g));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn min_peak_is_the_exhaustive_minimum_on_small_chains() {
+    use mafat::plan::memory::{Residency, plan_with};
+    use mafat::plan::search::min_peak_for;
+    let mut r = Lcg(99);
+    let mut checked = 0;
+    while checked < 25 {
+        let (w, h) = (4 + r.next(6), 4 + r.next(6));
+        let mut text = format!("[net]\nwidth={w}\nheight={h}\nchannels={}\n", 1 + r.next(3));
+        for _ in 0..1 + r.next(3) {
+            if r.next(3) == 0 {
+                text += &format!(
+                    "[maxpool]\nsize={}\nstride={}\n",
+                    1 + r.next(2),
+                    1 + r.next(2)
+                );
+            } else {
+                text += &format!(
+                    "[convolutional]\nfilters={}\nsize={}\nstride=1\npad=1\nactivation=leaky\n",
+                    1 + r.next(40),
+                    [1, 3][r.next(2)]
+                );
+            }
+        }
+        let Ok(net) = mafat::model::cfg::parse(&text, "small chain", None) else {
+            continue;
+        };
+        let lim = DeviceLimits {
+            timestamps: r.next(2) == 0,
+            min_storage_buffer_offset_alignment: [4, 256][r.next(2)],
+            ..limits()
+        };
+        for residency in [Residency::Resident, Residency::PerGroup] {
+            let exhaustive = all_configs(&net)
+                .iter()
+                .map(|c| {
+                    plan_with(&net, c, Mode::Layerwise, residency, &lim)
+                        .unwrap()
+                        .peak_bytes()
+                })
+                .min()
+                .unwrap();
+            let (found, config) = min_peak_for(&net, residency, &lim).unwrap();
+            assert_eq!(found, exhaustive, "{text} {residency:?} {config}");
+        }
+        checked += 1;
+    }
+}
+
+#[test]
+fn min_peak_of_yolov2_16_beats_every_sampled_config() {
+    use mafat::plan::memory::{Residency, plan_with};
+    let net = model::load("yolov2-16", Some((608, 608))).unwrap();
+    let (min, config, residency) = mafat::plan::search::min_peak(&net, &limits()).unwrap();
+    let p = plan_with(&net, &config, Mode::Layerwise, residency, &limits()).unwrap();
+    assert_eq!(p.peak_bytes(), min);
+    let untiled = plan_untiled(&net, Mode::Layerwise, &limits()).unwrap();
+    assert!(
+        min < untiled.peak_bytes() / 2,
+        "{min} vs {}",
+        untiled.peak_bytes()
+    );
+    let mut r = Lcg(3);
+    for _ in 0..300 {
+        let c = random_config(&mut r, &net);
+        for res in [Residency::Resident, Residency::PerGroup] {
+            let peak = plan_with(&net, &c, Mode::Layerwise, res, &limits())
+                .map(|p| p.peak_bytes())
+                .unwrap_or(u64::MAX);
+            assert!(peak >= min, "{c} {res:?}: {peak} < {min} ({config})");
+        }
+    }
+}

@@ -915,9 +915,10 @@ pub fn plan_with(
     }
 
     // Staging: uploads (weights, parameters, input) and readback, in chunks.
+    // (The parameter block goes through it in chunks too; it does not size it, so staging does not
+    // depend on the configuration.)
     let largest_upload = (0..n)
         .map(|i| conv_weight_bytes(net, i))
-        .chain(params.map(|p| buffers[p].size))
         .chain(std::iter::once(net.input.bytes()))
         .max()
         .unwrap_or(4)

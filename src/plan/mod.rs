@@ -3,6 +3,7 @@
 pub mod config;
 pub mod geometry;
 pub mod memory;
+pub mod search;
 
 pub use config::{Config, Group};
 pub use memory::{DeviceLimits, MemoryPlan, Mode, plan, plan_untiled};
