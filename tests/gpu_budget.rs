@@ -1,0 +1,88 @@
+//! Budgets hold on the device: for budgets from 8 MiB up, a configuration that fits is run under the
+//! budget, the pool never passes it, and wgpu's allocator reserves at most the budget plus a small
+//! constant (its own buffers and block granularity). Its own test binary: the allocator report covers
+//! the whole device, so nothing else may allocate meanwhile.
+
+mod chains;
+mod gpu_common;
+
+use chains::{Lcg, random_config};
+use mafat::gpu::{BufferPool, Executor};
+use mafat::input::InputSource;
+use mafat::model::{self, weights::WeightSource};
+use mafat::plan::memory::{MemoryPlan, Residency, plan_with};
+use mafat::plan::{Config, Mode, search};
+
+/// What wgpu reserves beyond the pool's bytes, at most (measured 1.94–1.95 MiB on lavapipe).
+const ALLOCATOR_SLACK: u64 = 5 << 19; // 2.5 MiB
+
+#[test]
+fn allocator_stays_within_budget_plus_a_constant() {
+    let Some(g) = gpu_common::gpu("allocator_stays_within_budget") else {
+        return;
+    };
+    let net = model::load("yolov2-16", Some((608, 608))).unwrap();
+    let limits = g.limits();
+    let w = WeightSource::Random(1).load(&net).unwrap();
+    let x = InputSource::Random(2).load(net.input).unwrap();
+    // Candidates: the minimum-peak config, untiled, and random ones under both residencies.
+    let (min, min_config, min_res) = search::min_peak(&net, &limits).unwrap();
+    let mut plans: Vec<MemoryPlan> = vec![
+        plan_with(&net, &min_config, Mode::Layerwise, min_res, &limits).unwrap(),
+        plan_with(
+            &net,
+            &Config::untiled(),
+            Mode::Layerwise,
+            Residency::Resident,
+            &limits,
+        )
+        .unwrap(),
+    ];
+    let mut r = Lcg(8);
+    for _ in 0..60 {
+        let c = random_config(&mut r, &net);
+        for res in [Residency::Resident, Residency::PerGroup] {
+            if let Ok(p) = plan_with(&net, &c, Mode::Layerwise, res, &limits) {
+                plans.push(p);
+            }
+        }
+    }
+    let mut report = Vec::new();
+    for mib in [8u64, 12, 16, 24, 32, 48, 64, 96] {
+        let budget = mib << 20;
+        // The largest candidate that fits (the most memory the budget allows among them).
+        let Some(plan) = plans
+            .iter()
+            .filter(|p| p.peak_bytes() <= budget)
+            .max_by_key(|p| p.peak_bytes())
+            .cloned()
+        else {
+            assert!(
+                budget < min,
+                "{mib} MiB: nothing fits but the minimum is {min}"
+            );
+            continue;
+        };
+        let predicted = plan.peak_bytes();
+        let mut pool = BufferPool::new(Some(budget));
+        let ex = Executor::new(&g.ctx, &g.pipes, &net, &w, plan, &mut pool).unwrap();
+        ex.run(&g.ctx, &g.pipes, &x).unwrap();
+        let (allocated, reserved) = g.ctx.allocator_bytes().expect("allocator report");
+        let cfg = ex.plan.config.to_string();
+        ex.release(&mut pool);
+        let stats = pool.stats();
+        drop(pool);
+        assert_eq!(stats.peak, predicted, "{mib} MiB {cfg}");
+        assert!(stats.peak <= budget);
+        assert!(
+            reserved <= budget + ALLOCATOR_SLACK,
+            "{mib} MiB {cfg}: reserved {reserved} > budget + {ALLOCATOR_SLACK}"
+        );
+        report.push(format!(
+            "{mib:>3} MiB: {cfg} peak {predicted} allocated {allocated} reserved {reserved} (+{:.2} MiB)",
+            (reserved as f64 - predicted as f64) / (1 << 20) as f64
+        ));
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(report.len() >= 6, "{report:?}");
+}
