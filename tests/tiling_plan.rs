@@ -336,6 +336,14 @@ fn min_peak_of_yolov2_16_beats_every_sampled_config() {
     let (min, config, residency) = mafat::plan::search::min_peak(&net, &limits()).unwrap();
     let p = plan_with(&net, &config, Mode::Layerwise, residency, &limits()).unwrap();
     assert_eq!(p.peak_bytes(), min);
+    let b = mafat::plan::predict(&net, &config, residency, &limits()).unwrap();
+    assert_eq!(b.peak_bytes, min);
+    // The breakdown adds up: weights + maps + tiles + padding + slack make the arena and resident
+    // weights, plus parameters and staging.
+    assert_eq!(
+        b.weights + b.maps + b.tiles + b.alignment_padding + b.arena_slack + b.params + b.staging,
+        min
+    );
     let untiled = plan_untiled(&net, Mode::Layerwise, &limits()).unwrap();
     assert!(
         min < untiled.peak_bytes() / 2,

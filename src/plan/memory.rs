@@ -981,3 +981,15 @@ pub fn plan_with(
     }
     Ok(plan)
 }
+
+/// The memory predictor: the peak device bytes `config` needs on `net` (input size included in the
+/// network) under `residency` and the adapter's `limits`, and what that peak is made of — computed
+/// without touching the GPU, from the same plan the executor allocates.
+pub fn predict(
+    net: &Network,
+    config: &Config,
+    residency: Residency,
+    limits: &DeviceLimits,
+) -> Result<MemoryBreakdown> {
+    Ok(plan_with(net, config, Mode::Layerwise, residency, limits)?.breakdown())
+}

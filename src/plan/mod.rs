@@ -6,4 +6,6 @@ pub mod memory;
 pub mod search;
 
 pub use config::{Config, Group};
-pub use memory::{DeviceLimits, MemoryPlan, Mode, plan, plan_untiled};
+pub use memory::{
+    DeviceLimits, MemoryBreakdown, MemoryPlan, Mode, Residency, plan, plan_untiled, predict,
+};
