@@ -57,6 +57,18 @@ pub enum Error {
         label: String,
     },
 
+    /// No configuration in the search space fits the budget.
+    #[error(
+        "no configuration of {model} fits a budget of {budget} bytes: the smallest needs {minimum} bytes (--groups {config} --residency {residency}); raise --budget to at least that"
+    )]
+    NoFit {
+        model: String,
+        budget: u64,
+        minimum: u64,
+        config: String,
+        residency: String,
+    },
+
     /// A buffer, binding or dispatch would pass an adapter limit.
     #[error("{0}")]
     DeviceLimit(String),

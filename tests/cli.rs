@@ -8,12 +8,16 @@ fn mafat(args: &[&str]) -> Output {
     mafat_on("vulkan", args)
 }
 
-/// Run mafat with `WGPU_BACKEND=backend`.
+/// Run mafat with `WGPU_BACKEND=backend` (calibrations cached under the test's own directory).
 fn mafat_on(backend: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mafat"))
         .args(args)
         .env("XDG_RUNTIME_DIR", "/tmp")
         .env("WGPU_BACKEND", backend)
+        .env(
+            "MAFAT_CACHE_DIR",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
         .output()
         .expect("run mafat")
 }
@@ -259,6 +263,8 @@ fn gpu_run_json_reports_memory_and_verifies() {
         "yolov2-16",
         "--size",
         "64x64",
+        "--groups",
+        "untiled",
         "--budget",
         "1MiB",
     ]);
@@ -291,7 +297,10 @@ fn gpu_run_json_reports_memory_and_verifies() {
     ]);
     assert_clean_error(
         &o,
-        &format!("no configuration fits it: the smallest is {min} bytes"),
+        &format!(
+            "no configuration of yolov2-16 fits a budget of {} bytes: the smallest needs {min} bytes",
+            min - 1
+        ),
     );
     // And that configuration runs within exactly that budget.
     let o = mafat(&[
@@ -371,4 +380,282 @@ fn gpu_run_json_reports_memory_and_verifies() {
         "naive",
     ]);
     assert_clean_error(&o, "--mode naive is the untiled baseline");
+}
+
+/// Run and parse `--json` output, or report why the GPU is missing.
+fn json_of(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap()
+}
+
+#[test]
+fn plan_for_a_budget_saves_a_plan_that_runs_within_it() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan-budget");
+    std::fs::create_dir_all(&dir).unwrap();
+    let calibration = dir.join("calibration.json");
+    let plan_file = dir.join("plan.json");
+    let _ = std::fs::remove_file(&calibration);
+    let cal = calibration.to_str().unwrap();
+    let pf = plan_file.to_str().unwrap();
+    // The smallest budget, then one between it and the untiled peak.
+    let o = mafat(&[
+        "plan",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--min-budget",
+        "--json",
+    ]);
+    if !o.status.success() && stderr(&o).contains("no GPU adapter") {
+        return common::skip(
+            "plan_for_a_budget_saves_a_plan_that_runs_within_it",
+            stderr(&o).trim(),
+        );
+    }
+    let v = json_of(&o);
+    let (min, untiled) = (
+        v["min_budget_bytes"].as_u64().unwrap(),
+        v["untiled_peak_bytes"].as_u64().unwrap(),
+    );
+    let budget = (min + untiled) / 2;
+    let b = budget.to_string();
+    let o = mafat(&[
+        "plan",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--budget",
+        &b,
+        "--calibration",
+        cal,
+        "--out",
+        pf,
+        "--json",
+    ]);
+    let v = json_of(&o);
+    for key in [
+        "config",
+        "predicted_peak_bytes",
+        "predicted_latency_ms",
+        "mac_ratio",
+        "budget_bytes",
+    ] {
+        assert!(!v[key].is_null(), "missing {key}: {v}");
+    }
+    assert!(v["predicted_peak_bytes"].as_u64().unwrap() <= budget);
+    assert_eq!(v["budget_bytes"].as_u64(), Some(budget));
+    assert!(v["predicted_latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["calibration"].as_str().unwrap().contains("measured now"),
+        "{v}"
+    );
+    assert!(calibration.exists() && plan_file.exists());
+    // The pinned calibration is read the second time, and gives the same plan.
+    let o = mafat(&[
+        "plan",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--budget",
+        &b,
+        "--calibration",
+        cal,
+        "--json",
+    ]);
+    let again = json_of(&o);
+    assert!(
+        again["calibration"].as_str().unwrap().contains("read from"),
+        "{again}"
+    );
+    assert_eq!(again["config"], v["config"]);
+    assert_eq!(again["predicted_latency_ms"], v["predicted_latency_ms"]);
+
+    // The saved plan runs: measured peak == predicted peak, bit-exact with the untiled run.
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--plan",
+        pf,
+        "--weights",
+        "int:1",
+        "--input",
+        "int:2",
+        "--runs",
+        "1",
+        "--verify",
+        "--json",
+    ]);
+    let r = json_of(&o);
+    assert_eq!(r["config"], v["config"]);
+    assert_eq!(r["residency"], v["residency"]);
+    assert_eq!(r["predicted_peak_bytes"], v["predicted_peak_bytes"]);
+    assert_eq!(r["measured_peak_bytes"], v["predicted_peak_bytes"]);
+    assert_eq!(r["predicted_latency_ms"], v["predicted_latency_ms"]);
+    assert_eq!(r["bit_exact_untiled"], true);
+
+    // `run --budget` alone plans, then runs within the budget.
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--budget",
+        &b,
+        "--calibration",
+        cal,
+        "--runs",
+        "1",
+        "--json",
+    ]);
+    let r = json_of(&o);
+    assert_eq!(r["config"], v["config"]);
+    assert_eq!(r["measured_peak_bytes"], v["predicted_peak_bytes"]);
+    assert!(r["planned_by"].as_str().unwrap().contains("search"), "{r}");
+
+    // A plan made for another size or adapter is refused, naming what differs and the fix.
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--plan",
+        pf,
+    ]);
+    assert_clean_error(
+        &o,
+        "was made for yolov2-16 at 96x96, not yolov2-16 at 64x64; make a new one with: mafat plan",
+    );
+    let mut edited: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    edited["adapter"]["name"] = "Some Other GPU".into();
+    let other = dir.join("other-adapter.json");
+    std::fs::write(&other, edited.to_string()).unwrap();
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--plan",
+        other.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "was made for adapter Some Other GPU");
+    // A calibration for another network is refused; a file that is not one says so.
+    let o = mafat(&[
+        "plan",
+        "--model",
+        "yolov2-tiny",
+        "--size",
+        "96x96",
+        "--budget",
+        "1GiB",
+        "--calibration",
+        cal,
+    ]);
+    assert_clean_error(&o, "recalibrate");
+    let junk = dir.join("junk.json");
+    std::fs::write(&junk, "{ not json").unwrap();
+    let o = mafat(&[
+        "plan",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--budget",
+        &b,
+        "--calibration",
+        junk.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "not a mafat calibration");
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--plan",
+        junk.to_str().unwrap(),
+    ]);
+    assert_clean_error(&o, "not a mafat plan");
+    // Below the minimum: refused without calibrating, naming the minimum.
+    let o = mafat(&[
+        "plan",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--budget",
+        &(min - 1).to_string(),
+    ]);
+    assert_clean_error(&o, &format!("the smallest needs {min} bytes"));
+    let o = mafat(&["plan", "--model", "yolov2-16", "--size", "96x96"]);
+    assert_clean_error(&o, "mafat plan needs --budget BYTES");
+}
+
+#[test]
+fn calibration_is_cached_per_model_and_size() {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cache-test");
+    let _ = std::fs::remove_dir_all(&cache);
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_mafat"))
+            .args([
+                "plan",
+                "--model",
+                "yolov2-tiny",
+                "--size",
+                "64x64",
+                "--budget",
+                "64MiB",
+                "--json",
+            ])
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .env("WGPU_BACKEND", "vulkan")
+            .env("MAFAT_CACHE_DIR", &cache)
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    if !o.status.success() && stderr(&o).contains("no GPU adapter") {
+        return common::skip(
+            "calibration_is_cached_per_model_and_size",
+            stderr(&o).trim(),
+        );
+    }
+    let first = json_of(&o);
+    assert!(
+        first["calibration"]
+            .as_str()
+            .unwrap()
+            .contains("measured now, saved to"),
+        "{first}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let name = files[0]
+        .as_ref()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    assert!(
+        name.starts_with("calibration-yolov2-tiny-64x64-") && name.ends_with(".json"),
+        "{name}"
+    );
+    let second = json_of(&run());
+    assert!(
+        second["calibration"]
+            .as_str()
+            .unwrap()
+            .contains("read from"),
+        "{second}"
+    );
+    assert_eq!(first["config"], second["config"]);
 }

@@ -3,7 +3,7 @@
 
 mod chains;
 
-use chains::{Lcg, random_chain, random_config};
+use chains::{Lcg, all_configs, random_chain, random_config};
 use mafat::plan::memory::BufferKind;
 use mafat::plan::{Config, DeviceLimits, Group, Mode, geometry::Grid, plan, plan_untiled};
 use mafat::{LayerKind, Network, model};
@@ -247,39 +247,6 @@ fn device_limits_are_refused_before_running() {
     );
 }
 
-/// Every configuration of a small network: all compositions of its layers, all legal grids up to
-/// 8x8 per group.
-fn all_configs(net: &Network) -> Vec<Config> {
-    let n = net.layers.len();
-    let mut out = Vec::new();
-    let mut stack: Vec<(usize, Vec<Group>)> = vec![(0, Vec::new())];
-    while let Some((at, groups)) = stack.pop() {
-        if at == n {
-            out.push(Config { groups });
-            continue;
-        }
-        for end in at + 1..=n {
-            let o = net.layers[end - 1].output;
-            for rows in 1..=8.min(o.h) {
-                for cols in 1..=8.min(o.w) {
-                    let grid = Grid { rows, cols };
-                    if mafat::plan::geometry::tiles(o.h, o.w, grid).is_err() {
-                        continue;
-                    }
-                    let mut g = groups.clone();
-                    g.push(Group {
-                        start: at,
-                        end,
-                        grid,
-                    });
-                    stack.push((end, g));
-                }
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn min_peak_is_the_exhaustive_minimum_on_small_chains() {
     use mafat::plan::memory::{Residency, plan_with};
@@ -313,7 +280,7 @@ fn min_peak_is_the_exhaustive_minimum_on_small_chains() {
             ..limits()
         };
         for residency in [Residency::Resident, Residency::PerGroup] {
-            let exhaustive = all_configs(&net)
+            let exhaustive = all_configs(&net, 8)
                 .iter()
                 .map(|c| {
                     plan_with(&net, c, Mode::Layerwise, residency, &lim)

@@ -34,6 +34,9 @@ pub struct RunOutput {
     /// Per group that dispatches kernels: (its layers, ms), from timestamps when the device has
     /// them (untiled: one entry per layer).
     pub group_ms: Vec<(std::ops::Range<usize>, f64)>,
+    /// When each of those groups started, in ms after the first one started (the gap before a
+    /// group is its start minus the previous group's start and time).
+    pub group_start_ms: Vec<f64>,
 }
 
 /// A network prepared on a device: buffers allocated, weights and parameters uploaded, one bind
@@ -431,6 +434,22 @@ impl Executor {
         pipelines: &Pipelines,
         input: &Tensor,
     ) -> Result<RunOutput> {
+        self.run_with(ctx, pipelines, input, false)
+    }
+
+    /// Run the network on `input`; on a device without timestamps, `time_each_group` submits and
+    /// waits after every group to time it by the wall clock (for calibration: it adds a round trip
+    /// per group).
+    pub fn run_with(
+        &self,
+        ctx: &GpuContext,
+        pipelines: &Pipelines,
+        input: &Tensor,
+        time_each_group: bool,
+    ) -> Result<RunOutput> {
+        let wall_groups = time_each_group && self.query_set.is_none();
+        let mut wall_group_ms = Vec::new();
+        let mut wall_group_start = Vec::new();
         let net = &self.net;
         let plan = &self.plan;
         if input.shape != net.input {
@@ -471,6 +490,7 @@ impl Executor {
             if g.steps.is_empty() {
                 continue;
             }
+            let tg = Instant::now();
             let tw = self
                 .query_set
                 .as_ref()
@@ -493,6 +513,13 @@ impl Executor {
             drop(pass);
             timed_groups.push(g.group.start..g.group.end);
             q += 2;
+            if wall_groups {
+                ctx.queue.submit([enc.finish()]);
+                ctx.wait(&format!("running {}", net.name))?;
+                enc = ctx.device.create_command_encoder(&Default::default());
+                wall_group_ms.push((g.group.start..g.group.end, tg.elapsed().as_secs_f64() * 1e3));
+                wall_group_start.push((tg - t0).as_secs_f64() * 1e3);
+            }
         }
         if let (Some(qs), Some((resolve, _))) = (&self.query_set, plan.timestamps) {
             enc.resolve_query_set(qs, 0..q, &self.buffers[resolve].buffer, 0);
@@ -501,7 +528,7 @@ impl Executor {
         ctx.wait(&format!("running {}", net.name))?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
 
-        let (compute_ms, timing, group_ms) = match plan.timestamps {
+        let (compute_ms, timing, group_ms, group_start_ms) = match plan.timestamps {
             Some((resolve, readback)) if q > 0 => {
                 let rb = &self.buffers[readback];
                 let bytes = {
@@ -538,14 +565,17 @@ impl Executor {
                         )
                     })
                     .collect();
+                let starts: Vec<f64> = (0..timed_groups.len())
+                    .map(|j| ts[2 * j].saturating_sub(ts[0]) as f64 * period)
+                    .collect();
                 let total = ts[q as usize - 1].saturating_sub(ts[0]) as f64 * period;
                 if total > 0.0 {
-                    (total, Timing::GpuTimestamps, per)
+                    (total, Timing::GpuTimestamps, per, starts)
                 } else {
-                    (wall_ms, Timing::WallClock, Vec::new())
+                    (wall_ms, Timing::WallClock, Vec::new(), Vec::new())
                 }
             }
-            _ => (wall_ms, Timing::WallClock, Vec::new()),
+            _ => (wall_ms, Timing::WallClock, wall_group_ms, wall_group_start),
         };
 
         // Read back and finish heads on the CPU.
@@ -576,6 +606,7 @@ impl Executor {
             compute_ms,
             timing,
             group_ms,
+            group_start_ms,
         })
     }
 }

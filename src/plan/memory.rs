@@ -20,7 +20,7 @@ use crate::gpu::kernels::{Kernel, PARAMS_BYTES};
 use crate::network::{LayerKind, Network, Source};
 use crate::plan::config::{Config, Group};
 use crate::plan::geometry::{Region, tiles, trace};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Workgroups along x before the register-tiled conv spills over into y (WebGPU's guaranteed
 /// minimum of max_compute_workgroups_per_dimension).
@@ -65,7 +65,7 @@ pub enum Mode {
 }
 
 /// Where conv weights live during a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Residency {
     /// Every layer's weights in its own buffer, uploaded once, resident for every run.
@@ -73,6 +73,16 @@ pub enum Residency {
     /// Each group's weights uploaded into the arena when the group starts; the space is reused after
     /// it (smaller peaks, one weight upload per group per inference).
     PerGroup,
+}
+
+impl Residency {
+    /// The name the CLI and JSON use (`resident`, `per-group`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Residency::Resident => "resident",
+            Residency::PerGroup => "per-group",
+        }
+    }
 }
 
 /// What a buffer (or an arena item) holds.
@@ -174,6 +184,28 @@ pub fn workgroups(net: &Network, i: usize, kernel: Kernel, region: Region) -> [u
         Kernel::Softmax => match &l.kind {
             LayerKind::Softmax { groups, .. } => [d(*groups, wg[0]), 1, 1],
             _ => [1, 1, 1],
+        },
+    }
+}
+
+/// Invocations of layer `i`'s dispatch computing `region` that have work to do (workgroups also
+/// hold idle lanes past the region's edge); the cost model's measure of a dispatch's size. A route's
+/// copy: one per element copied.
+pub fn invocations(net: &Network, i: usize, kernel: Kernel, region: Region) -> u64 {
+    let l = &net.layers[i];
+    let (o, x) = (l.output, l.input);
+    let (rh, rw) = (region.height() as u64, region.width() as u64);
+    let ppi = kernel.pixels_per_invocation() as u64;
+    match kernel {
+        Kernel::Conv => rh * rw.div_ceil(ppi) * (o.c as u64).div_ceil(4 * CONV_QUADS as u64),
+        Kernel::ConvGrouped => rh * rw.div_ceil(ppi) * o.c as u64,
+        Kernel::MaxPool | Kernel::Upsample => rh * rw * o.c as u64,
+        Kernel::Reorg | Kernel::Shortcut => x.len() as u64,
+        Kernel::AvgPool => x.c as u64,
+        Kernel::Copy => x.len() as u64,
+        Kernel::Softmax => match &l.kind {
+            LayerKind::Softmax { groups, .. } => *groups as u64,
+            _ => 1,
         },
     }
 }
@@ -309,7 +341,7 @@ pub struct MemoryPlan {
 }
 
 /// The predicted peak and what it is made of at that moment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryBreakdown {
     pub peak_bytes: u64,
     /// Conv weights: resident buffers, plus the current group's weights in the arena.

@@ -10,12 +10,14 @@
 //! over cut positions using only groups with `m ≤ M` minimizes `Σ a`; the best `M + Σ a` wins.
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::PARAMS_BYTES;
+use crate::gpu::kernels::{Kernel, PARAMS_BYTES};
 use crate::network::{LayerKind, Network, Source};
 use crate::plan::config::{Config, Group};
+use crate::plan::cost::CostModel;
 use crate::plan::geometry::{Grid, Region, tiles, trace};
 use crate::plan::memory::{
-    DeviceLimits, GpuOp, Mode, Residency, arena_alignment, conv_weight_bytes, gpu_op, plan_with,
+    DeviceLimits, GpuOp, Mode, Residency, arena_alignment, conv_weight_bytes, gpu_op, invocations,
+    plan_with,
 };
 
 /// Largest grid side the search tries.
@@ -31,6 +33,10 @@ pub struct Candidate {
     pub additive: u64,
     /// Dispatches it records.
     pub dispatches: u64,
+    /// Per-group residency: bytes of weights uploaded when it starts.
+    pub upload_bytes: u64,
+    /// Predicted milliseconds it adds (0 without a cost model).
+    pub ms: f64,
 }
 
 /// Whether every layer reads only its predecessor (the first reads the input); a CPU detection head
@@ -47,11 +53,23 @@ pub fn is_chain(net: &Network) -> bool {
     })
 }
 
-/// Every group allowed on `net` with its grids, footprints and costs.
+/// Every group allowed on `net` with its grids (up to [`MAX_GRID`]), footprints and costs.
 pub fn candidates(
     net: &Network,
     residency: Residency,
     limits: &DeviceLimits,
+) -> Result<Vec<Candidate>> {
+    candidates_with(net, residency, limits, MAX_GRID, None)
+}
+
+/// Every group allowed on `net` with grids up to `max_grid`, their footprints, additive bytes and,
+/// with a cost model, predicted milliseconds.
+pub fn candidates_with(
+    net: &Network,
+    residency: Residency,
+    limits: &DeviceLimits,
+    max_grid: usize,
+    cost: Option<&CostModel>,
 ) -> Result<Vec<Candidate>> {
     let n = net.layers.len();
     let align = arena_alignment(limits);
@@ -79,8 +97,8 @@ pub fn candidates(
                 Residency::PerGroup => (start..end).map(|i| up(conv_weight_bytes(net, i))).sum(),
             };
             let grids: Vec<Grid> = if fusable(start) {
-                (1..=MAX_GRID.min(o.h))
-                    .flat_map(|r| (1..=MAX_GRID.min(o.w)).map(move |c| Grid { rows: r, cols: c }))
+                (1..=max_grid.min(o.h))
+                    .flat_map(|r| (1..=max_grid.min(o.w)).map(move |c| Grid { rows: r, cols: c }))
                     .filter(|&g| tiles(o.h, o.w, g).is_ok())
                     .collect()
             } else {
@@ -88,6 +106,7 @@ pub fn candidates(
             };
             for grid in grids {
                 let group = Group { start, end, grid };
+                let mut work_ms = 0.0;
                 let (tile_bytes, dispatches) = if head {
                     (0, 0)
                 } else if fusable(start) {
@@ -95,6 +114,17 @@ pub fn candidates(
                         .into_iter()
                         .map(|t| trace(net, start, last, t).map(|(p, _)| p))
                         .collect::<Result<_>>()?;
+                    if let Some(cost) = cost {
+                        for r in &regions {
+                            for i in start..end {
+                                let GpuOp::Dispatch(k) = gpu_op(&net.layers[i].kind) else {
+                                    continue;
+                                };
+                                let size = invocations(net, i, k, r[i - start]);
+                                work_ms += cost.dispatch_ms(i, size as f64);
+                            }
+                        }
+                    }
                     let mut tb = 0;
                     for parity in 0..2 {
                         let m = (start..last)
@@ -115,21 +145,40 @@ pub fn candidates(
                     (tb, (regions.len() * (end - start)) as u64)
                 } else {
                     // Untiled single layers; a route copies each source.
-                    let d = match net.layers[start].kind {
-                        LayerKind::Route { .. } => net.sources(start).len(),
-                        _ => 1,
+                    let sizes: Vec<u64> = match gpu_op(&net.layers[start].kind) {
+                        GpuOp::Dispatch(Kernel::Copy) => net
+                            .sources(start)
+                            .into_iter()
+                            .map(|s| net.shape_of(s).len() as u64)
+                            .collect(),
+                        GpuOp::Dispatch(k) => {
+                            vec![invocations(net, start, k, Region::full(o.h, o.w))]
+                        }
+                        GpuOp::CpuHead => Vec::new(),
                     };
-                    (0, d as u64)
+                    if let Some(cost) = cost {
+                        work_ms = sizes
+                            .iter()
+                            .map(|&n| cost.dispatch_ms(start, n as f64))
+                            .sum();
+                    }
+                    (0, sizes.len() as u64)
                 };
                 if tile_bytes == u64::MAX {
                     continue;
                 }
                 let output = if head { 0 } else { up(o.bytes()) };
+                let ms = match cost {
+                    Some(c) => work_ms + c.transition_ms(start, dispatches, weights),
+                    None => 0.0,
+                };
                 out.push(Candidate {
                     group,
                     footprint: input + output + tile_bytes + weights,
                     additive: stride * dispatches + if dispatches > 0 { ts } else { 0 },
                     dispatches,
+                    upload_bytes: weights,
+                    ms,
                 });
             }
         }
@@ -144,14 +193,37 @@ pub fn min_peak_for(
     residency: Residency,
     limits: &DeviceLimits,
 ) -> Result<(u64, Config)> {
-    if !is_chain(net) {
-        return Err(Error::Unsupported(format!(
-            "the minimum-budget search handles chains of layers (each reading the previous one) so far; {} routes or adds maps across layers",
-            net.name
-        )));
-    }
-    let n = net.layers.len();
     let cands = candidates(net, residency, limits)?;
+    let (peak, path) = min_peak_path(net, residency, limits, &cands)?;
+    Ok((peak, compact(config_of(&cands, &path))))
+}
+
+fn require_chain(net: &Network, what: &str) -> Result<()> {
+    if is_chain(net) {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(format!(
+            "the {what} handles chains of layers (each reading the previous one) so far; {} routes or adds maps across layers: give --groups explicitly",
+            net.name
+        )))
+    }
+}
+
+fn config_of(cands: &[Candidate], path: &[usize]) -> Config {
+    Config {
+        groups: path.iter().map(|&k| cands[k].group).collect(),
+    }
+}
+
+/// The minimum-peak path over `cands` (indices, in order) and its exact peak from the planner.
+fn min_peak_path(
+    net: &Network,
+    residency: Residency,
+    limits: &DeviceLimits,
+    cands: &[Candidate],
+) -> Result<(u64, Vec<usize>)> {
+    require_chain(net, "minimum-budget search")?;
+    let n = net.layers.len();
     // Per (start, end): candidates sorted by footprint with prefix minima of the additive cost.
     let mut by_range: Vec<Vec<(u64, u64, usize)>> = vec![Vec::new(); n * (n + 1)];
     for (k, c) in cands.iter().enumerate() {
@@ -217,12 +289,15 @@ pub fn min_peak_for(
             net.name
         ))
     })?;
-    let config = Config {
-        groups: path.iter().map(|&k| cands[k].group).collect(),
-    };
     // The exact peak of that configuration, from the planner itself.
-    let plan = plan_with(net, &config, Mode::Layerwise, residency, limits)?;
-    Ok((plan.peak_bytes(), compact(config)))
+    let plan = plan_with(
+        net,
+        &config_of(cands, &path),
+        Mode::Layerwise,
+        residency,
+        limits,
+    )?;
+    Ok((plan.peak_bytes(), path))
 }
 
 /// The smallest predicted peak over both residencies.
@@ -245,4 +320,239 @@ fn compact(mut c: Config) -> Config {
         c.groups.remove(0);
     }
     c
+}
+
+/// What the search chose for a budget.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Choice {
+    pub config: Config,
+    pub residency: Residency,
+    /// Predicted peak device bytes (from the planner).
+    pub peak_bytes: u64,
+    /// Predicted latency in milliseconds (from the cost model).
+    pub predicted_ms: f64,
+}
+
+/// The configuration with the least predicted latency whose predicted peak fits `budget`, over every
+/// partition the rules allow, every grid up to [`MAX_GRID`]x[`MAX_GRID`] and both residencies.
+/// When nothing fits, the error names the smallest budget that does.
+pub fn fastest(
+    net: &Network,
+    budget: u64,
+    cost: &CostModel,
+    limits: &DeviceLimits,
+) -> Result<Choice> {
+    fastest_with(
+        net,
+        budget,
+        cost,
+        limits,
+        MAX_GRID,
+        &[Residency::Resident, Residency::PerGroup],
+    )
+}
+
+/// [`fastest`] with grids up to `max_grid` per side and the given residencies only.
+///
+/// Exact for chains: a plan's peak is `constant + max_g footprint(g) + Σ_g additive(g)` and its
+/// predicted latency `Σ_g ms(g)`, so a label-setting dynamic program over cut positions, keeping at
+/// every position the labels `(max footprint, Σ additive, Σ ms)` no other label beats in all three,
+/// and dropping any whose bytes already pass the budget, ends with the optimum among all
+/// configurations.
+pub fn fastest_with(
+    net: &Network,
+    budget: u64,
+    cost: &CostModel,
+    limits: &DeviceLimits,
+    max_grid: usize,
+    residencies: &[Residency],
+) -> Result<Choice> {
+    require_chain(net, "search")?;
+    cost.validate(net)?;
+    let mut best: Option<Choice> = None;
+    let mut smallest: Option<(u64, Config, Residency)> = None;
+    for &residency in residencies {
+        let cands = candidates_with(net, residency, limits, max_grid, Some(cost))?;
+        let (min_peak, min_path) = match min_peak_path(net, residency, limits, &cands) {
+            Ok(v) => v,
+            Err(Error::DeviceLimit(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        if smallest.as_ref().is_none_or(|s| min_peak < s.0) {
+            smallest = Some((min_peak, compact(config_of(&cands, &min_path)), residency));
+        }
+        if min_peak > budget {
+            continue;
+        }
+        // The part of the peak no configuration changes (resident weights, staging buffers).
+        let constant = min_peak
+            - min_path
+                .iter()
+                .map(|&k| cands[k].footprint)
+                .max()
+                .unwrap_or(0)
+            - min_path.iter().map(|&k| cands[k].additive).sum::<u64>();
+        let Some((path, bytes)) = cheapest_path(net.layers.len(), &cands, budget - constant) else {
+            continue;
+        };
+        let config = config_of(&cands, &path);
+        let plan = plan_with(net, &config, Mode::Layerwise, residency, limits)?;
+        let peak = plan.peak_bytes();
+        if peak != constant + bytes || peak > budget {
+            return Err(Error::Unsupported(format!(
+                "search: the planner puts {config} at {peak} bytes where the search expected {}; please report this",
+                constant + bytes
+            )));
+        }
+        let ms = cost.plan_ms(net, &plan);
+        let better = match &best {
+            None => true,
+            Some(b) => ms < b.predicted_ms || (ms == b.predicted_ms && peak < b.peak_bytes),
+        };
+        if better {
+            best = Some(Choice {
+                config: compact(config),
+                residency,
+                peak_bytes: peak,
+                predicted_ms: ms,
+            });
+        }
+    }
+    match (best, smallest) {
+        (Some(b), _) => Ok(b),
+        (None, Some((minimum, config, residency))) => Err(Error::NoFit {
+            model: net.name.clone(),
+            budget,
+            minimum,
+            config: config.to_string(),
+            residency: residency.as_str().into(),
+        }),
+        (None, None) => Err(Error::DeviceLimit(format!(
+            "no configuration of {} fits the adapter's limits",
+            net.name
+        ))),
+    }
+}
+
+/// One partial configuration in [`cheapest_path`]: the largest footprint and summed additive bytes
+/// and milliseconds of its groups, its last candidate and the label before it.
+struct Label {
+    footprint: u64,
+    additive: u64,
+    ms: f64,
+    cand: usize,
+    prev: usize,
+}
+
+/// Keep only the labels no other label matches or beats in footprint, additive bytes and ms.
+fn pareto(ids: &mut Vec<usize>, labels: &[Label]) {
+    ids.sort_by(|&x, &y| {
+        let (a, b) = (&labels[x], &labels[y]);
+        (a.additive, a.footprint)
+            .cmp(&(b.additive, b.footprint))
+            .then(a.ms.total_cmp(&b.ms))
+    });
+    // Staircase of kept (footprint → ms), ms strictly falling as footprint grows; every kept label
+    // so far has additive ≤ the current one.
+    let mut stairs: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
+    ids.retain(|&id| {
+        let l = &labels[id];
+        if let Some((_, &ms)) = stairs.range(..=l.footprint).next_back()
+            && ms <= l.ms
+        {
+            return false;
+        }
+        let worse: Vec<u64> = stairs
+            .range(l.footprint..)
+            .take_while(|(_, ms)| **ms >= l.ms)
+            .map(|(f, _)| *f)
+            .collect();
+        for f in worse {
+            stairs.remove(&f);
+        }
+        stairs.insert(l.footprint, l.ms);
+        true
+    });
+}
+
+/// The least-ms path of candidates over cut positions `0..n` with `max footprint + Σ additive ≤ cap`:
+/// the candidate indices in order and those bytes.
+fn cheapest_path(n: usize, cands: &[Candidate], cap: u64) -> Option<(Vec<usize>, u64)> {
+    // Within one layer range, a grid that is no better in any of the three is never needed.
+    let mut by_range: std::collections::HashMap<(usize, usize), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (k, c) in cands.iter().enumerate() {
+        if c.footprint + c.additive <= cap {
+            by_range
+                .entry((c.group.start, c.group.end))
+                .or_default()
+                .push(k);
+        }
+    }
+    let mut by_start: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for ((start, _), mut ks) in by_range {
+        ks.sort_by(|&x, &y| {
+            let (a, b) = (&cands[x], &cands[y]);
+            (a.footprint, a.additive)
+                .cmp(&(b.footprint, b.additive))
+                .then(a.ms.total_cmp(&b.ms))
+        });
+        let mut kept: Vec<usize> = Vec::new();
+        for k in ks {
+            let c = &cands[k];
+            if !kept
+                .iter()
+                .any(|&j| cands[j].additive <= c.additive && cands[j].ms <= c.ms)
+            {
+                kept.push(k);
+            }
+        }
+        by_start[start].extend(kept);
+    }
+    let mut labels = vec![Label {
+        footprint: 0,
+        additive: 0,
+        ms: 0.0,
+        cand: usize::MAX,
+        prev: usize::MAX,
+    }];
+    let mut at: Vec<Vec<usize>> = vec![Vec::new(); n + 1];
+    at[0].push(0);
+    for p in 0..n {
+        let mut here = std::mem::take(&mut at[p]);
+        pareto(&mut here, &labels);
+        for &li in &here {
+            for &k in &by_start[p] {
+                let c = &cands[k];
+                let (f0, a0, ms0) = (labels[li].footprint, labels[li].additive, labels[li].ms);
+                let footprint = f0.max(c.footprint);
+                let additive = a0 + c.additive;
+                if footprint + additive > cap {
+                    continue;
+                }
+                at[c.group.end].push(labels.len());
+                labels.push(Label {
+                    footprint,
+                    additive,
+                    ms: ms0 + c.ms,
+                    cand: k,
+                    prev: li,
+                });
+            }
+        }
+    }
+    let end = at[n].iter().copied().min_by(|&x, &y| {
+        let (a, b) = (&labels[x], &labels[y]);
+        a.ms.total_cmp(&b.ms)
+            .then((a.footprint + a.additive).cmp(&(b.footprint + b.additive)))
+    })?;
+    let bytes = labels[end].footprint + labels[end].additive;
+    let mut path = Vec::new();
+    let mut li = end;
+    while labels[li].cand != usize::MAX {
+        path.push(labels[li].cand);
+        li = labels[li].prev;
+    }
+    path.reverse();
+    Some((path, bytes))
 }

@@ -3,7 +3,7 @@
 
 use mafat::Network;
 use mafat::model::cfg;
-use mafat::plan::{Config, geometry::Grid};
+use mafat::plan::{Config, Group, geometry::Grid};
 
 /// A small deterministic generator (the tests must be reproducible).
 pub struct Lcg(pub u64);
@@ -82,4 +82,37 @@ pub fn random_config(r: &mut Lcg, net: &Network) -> Config {
         })
         .collect();
     Config { groups }
+}
+
+/// Every configuration of a small network: all compositions of its layers, all legal grids up to
+/// `max_grid` on a side per group.
+pub fn all_configs(net: &Network, max_grid: usize) -> Vec<Config> {
+    let n = net.layers.len();
+    let mut out = Vec::new();
+    let mut stack: Vec<(usize, Vec<Group>)> = vec![(0, Vec::new())];
+    while let Some((at, groups)) = stack.pop() {
+        if at == n {
+            out.push(Config { groups });
+            continue;
+        }
+        for end in at + 1..=n {
+            let o = net.layers[end - 1].output;
+            for rows in 1..=max_grid.min(o.h) {
+                for cols in 1..=max_grid.min(o.w) {
+                    let grid = Grid { rows, cols };
+                    if mafat::plan::geometry::tiles(o.h, o.w, grid).is_err() {
+                        continue;
+                    }
+                    let mut g = groups.clone();
+                    g.push(Group {
+                        start: at,
+                        end,
+                        grid,
+                    });
+                    stack.push((end, g));
+                }
+            }
+        }
+    }
+    out
 }

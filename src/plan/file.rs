@@ -1,0 +1,112 @@
+//! Saved plans (`mafat plan --out plan.json`, `mafat run --plan plan.json`).
+//!
+//! A plan file records the configuration the search chose with what it was made for — the network
+//! (name, structure hash, input size) and the adapter (name, driver, backend) — so that running it on
+//! anything else is refused with a clear message instead of silently using a plan whose memory and
+//! latency figures do not hold.
+
+use crate::error::{Error, Result};
+use crate::network::Network;
+use crate::plan::config::Config;
+use crate::plan::cost::{CalibrationKey, network_hash};
+use crate::plan::memory::{MemoryBreakdown, Residency};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The adapter a plan or calibration was made on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterId {
+    pub name: String,
+    pub driver: String,
+    pub backend: String,
+}
+
+impl AdapterId {
+    pub fn of(key: &CalibrationKey) -> Self {
+        AdapterId {
+            name: key.adapter.clone(),
+            driver: key.driver.clone(),
+            backend: key.backend.clone(),
+        }
+    }
+}
+
+/// What `mafat plan --out` writes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanFile {
+    /// mafat version that wrote it.
+    pub mafat: String,
+    pub model: String,
+    pub network_hash: String,
+    /// Network input [C, H, W].
+    pub input: [usize; 3],
+    pub adapter: AdapterId,
+    /// The configuration, in `--groups` syntax.
+    pub config: String,
+    pub residency: Residency,
+    pub budget_bytes: u64,
+    pub predicted_peak_bytes: u64,
+    pub predicted_latency_ms: f64,
+    pub mac_ratio: f64,
+    pub breakdown: Option<MemoryBreakdown>,
+}
+
+impl PlanFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{}: not a mafat plan ({e}); write one with mafat plan --budget B --out FILE",
+                path.display()
+            ))
+        })
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("plans serialize");
+        std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
+    }
+
+    /// The configuration, parsed.
+    pub fn config(&self) -> Result<Config> {
+        Config::parse(&self.config)
+    }
+
+    /// Refuse to run this plan for another network, input size or adapter.
+    pub fn check(&self, path: &Path, net: &Network, adapter: &AdapterId) -> Result<()> {
+        let this = [net.input.c, net.input.h, net.input.w];
+        let replan = format!(
+            "make a new one with: mafat plan --model {} --size {}x{} --budget {} --out {}",
+            net.name,
+            net.input.w,
+            net.input.h,
+            self.budget_bytes,
+            path.display()
+        );
+        if self.model != net.name || self.network_hash != network_hash(net) || self.input != this {
+            return Err(Error::Usage(format!(
+                "plan {} was made for {} at {}x{}, not {} at {}x{}; {replan}",
+                path.display(),
+                self.model,
+                self.input[2],
+                self.input[1],
+                net.name,
+                net.input.w,
+                net.input.h
+            )));
+        }
+        if &self.adapter != adapter {
+            return Err(Error::Usage(format!(
+                "plan {} was made for adapter {} ({}, {}), not {} ({}, {}); pick that adapter with --adapter, or {replan}",
+                path.display(),
+                self.adapter.name,
+                self.adapter.driver,
+                self.adapter.backend,
+                adapter.name,
+                adapter.driver,
+                adapter.backend
+            )));
+        }
+        Ok(())
+    }
+}

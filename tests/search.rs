@@ -1,0 +1,230 @@
+//! The latency search without a GPU: exact against brute force on small chains, consistent with the
+//! planner and the cost model on yolov2-16, and clear when nothing fits.
+
+mod chains;
+
+use chains::{Lcg, all_configs};
+use mafat::plan::cost::{CalibrationKey, CostModel, CostPoint, LayerCost};
+use mafat::plan::memory::{Residency, plan_with};
+use mafat::plan::search::{fastest, fastest_with, min_peak};
+
+/// Grid sides the brute force enumerates (8 would make it hours long on 5-layer chains).
+const GRID: usize = 4;
+const BOTH: [Residency; 2] = [Residency::Resident, Residency::PerGroup];
+use mafat::plan::{Config, DeviceLimits, Mode, plan_untiled};
+use mafat::{Error, Network, model};
+
+fn limits() -> DeviceLimits {
+    DeviceLimits {
+        max_buffer_size: (1 << 31) - 1,
+        max_storage_buffer_binding_size: 128 << 20,
+        min_uniform_buffer_offset_alignment: 256,
+        min_storage_buffer_offset_alignment: 256,
+        max_compute_workgroups_per_dimension: 65535,
+        timestamps: true,
+    }
+}
+
+/// A made-up but GPU-like cost model: per layer a fixed dispatch cost, a flat stretch until the
+/// "machine" is full, then time in proportion to workgroups (piecewise linear, several points).
+fn synthetic_cost(net: &Network, r: &mut Lcg) -> CostModel {
+    let layers = net
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let fixed = 0.01 + r.next(100) as f64 * 0.001;
+            let full = [1.0, 4.0, 16.0, 64.0][r.next(4)];
+            let per = 0.001 + r.next(50) as f64 * 0.0005;
+            let points = [1.0, full, 4.0 * full, 1000.0 * full]
+                .iter()
+                .map(|&w| CostPoint {
+                    invocations: w * 64.0,
+                    ms: fixed + per * (w - full).max(0.0),
+                })
+                .collect();
+            LayerCost {
+                layer: i,
+                kind: l.kind.name().into(),
+                points,
+            }
+        })
+        .collect();
+    CostModel {
+        key: CalibrationKey {
+            adapter: "synthetic".into(),
+            driver: String::new(),
+            backend: String::new(),
+            model: net.name.clone(),
+            input: [net.input.c, net.input.h, net.input.w],
+            network_hash: mafat::plan::cost::network_hash(net),
+            mafat: env!("CARGO_PKG_VERSION").into(),
+        },
+        timing: "synthetic".into(),
+        layers,
+        pass_gap_ms: r.next(20) as f64 * 0.002,
+        upload_ms: r.next(20) as f64 * 0.01,
+        upload_ms_per_mib: r.next(20) as f64 * 0.1,
+    }
+}
+
+fn random_small_chain(r: &mut Lcg) -> Option<Network> {
+    let (w, h) = (4 + r.next(6), 4 + r.next(6));
+    let mut text = format!("[net]\nwidth={w}\nheight={h}\nchannels={}\n", 1 + r.next(3));
+    for _ in 0..1 + r.next(4) {
+        if r.next(3) == 0 {
+            text += &format!(
+                "[maxpool]\nsize={}\nstride={}\n",
+                1 + r.next(2),
+                1 + r.next(2)
+            );
+        } else {
+            text += &format!(
+                "[convolutional]\nfilters={}\nsize={}\nstride=1\npad=1\nactivation=leaky\n",
+                1 + r.next(40),
+                [1, 3][r.next(2)]
+            );
+        }
+    }
+    mafat::model::cfg::parse(&text, "small chain", None).ok()
+}
+
+#[test]
+fn search_finds_the_brute_force_optimum_on_small_chains() {
+    let mut r = Lcg(2026);
+    let mut checked = 0;
+    let mut budgets_checked = 0;
+    while checked < 30 {
+        let Some(net) = random_small_chain(&mut r) else {
+            continue;
+        };
+        let lim = DeviceLimits {
+            timestamps: r.next(2) == 0,
+            min_storage_buffer_offset_alignment: [4, 256][r.next(2)],
+            ..limits()
+        };
+        let cost = synthetic_cost(&net, &mut r);
+        // Every configuration and residency: its exact peak and predicted latency, from the planner.
+        let mut all: Vec<(u64, f64, String)> = Vec::new();
+        for c in all_configs(&net, GRID) {
+            for res in [Residency::Resident, Residency::PerGroup] {
+                let p = plan_with(&net, &c, Mode::Layerwise, res, &lim).unwrap();
+                all.push((
+                    p.peak_bytes(),
+                    cost.plan_ms(&net, &p),
+                    format!("{c} {res:?}"),
+                ));
+            }
+        }
+        let lo = all.iter().map(|a| a.0).min().unwrap();
+        let hi = all.iter().map(|a| a.0).max().unwrap();
+        let mut budgets = vec![lo, hi, lo.saturating_sub(1)];
+        for _ in 0..6 {
+            budgets.push(lo + r.next((hi - lo) as usize + 1) as u64);
+        }
+        for budget in budgets {
+            let best = all
+                .iter()
+                .filter(|a| a.0 <= budget)
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            match (best, fastest_with(&net, budget, &cost, &lim, GRID, &BOTH)) {
+                (None, Err(Error::NoFit { minimum, .. })) => assert_eq!(minimum, lo),
+                (Some(b), Ok(choice)) => {
+                    assert!(choice.peak_bytes <= budget);
+                    assert!(
+                        (choice.predicted_ms - b.1).abs() <= 1e-9 * b.1.max(1.0),
+                        "budget {budget}: search {} ({} ms) vs brute force {} ({} ms)\n{net:?}",
+                        choice.config,
+                        choice.predicted_ms,
+                        b.2,
+                        b.1
+                    );
+                    // The choice's figures are the planner's and the model's own.
+                    let p = plan_with(
+                        &net,
+                        &choice.config,
+                        Mode::Layerwise,
+                        choice.residency,
+                        &lim,
+                    )
+                    .unwrap();
+                    assert_eq!(p.peak_bytes(), choice.peak_bytes);
+                    assert_eq!(cost.plan_ms(&net, &p), choice.predicted_ms);
+                    budgets_checked += 1;
+                }
+                (b, c) => panic!("budget {budget}: brute force {b:?}, search {c:?}"),
+            }
+        }
+        checked += 1;
+    }
+    assert!(budgets_checked > 150, "{budgets_checked}");
+}
+
+#[test]
+fn yolov2_16_search_is_consistent_from_the_minimum_to_unconstrained() {
+    let net = model::load("yolov2-16", Some((608, 608))).unwrap();
+    let lim = limits();
+    let cost = synthetic_cost(&net, &mut Lcg(5));
+    let (min, _, _) = min_peak(&net, &lim).unwrap();
+    let untiled = plan_untiled(&net, Mode::Layerwise, &lim)
+        .unwrap()
+        .peak_bytes();
+    let mut last_ms = f64::INFINITY;
+    let steps = 8;
+    for k in 0..=steps {
+        // Geometric steps from the minimum to twice the untiled peak.
+        let budget =
+            (min as f64 * ((2 * untiled) as f64 / min as f64).powf(k as f64 / steps as f64)) as u64;
+        let c = fastest(&net, budget.max(min), &cost, &lim).unwrap();
+        assert!(c.peak_bytes <= budget.max(min));
+        let p = plan_with(&net, &c.config, Mode::Layerwise, c.residency, &lim).unwrap();
+        assert_eq!(p.peak_bytes(), c.peak_bytes);
+        assert_eq!(cost.plan_ms(&net, &p), c.predicted_ms);
+        // More memory never makes the optimum slower.
+        assert!(
+            c.predicted_ms <= last_ms,
+            "{budget}: {} > {last_ms}",
+            c.predicted_ms
+        );
+        last_ms = c.predicted_ms;
+        // And it is at least as fast as every untiled baseline that fits.
+        for res in [Residency::Resident, Residency::PerGroup] {
+            let u = plan_with(&net, &Config::untiled(), Mode::Layerwise, res, &lim).unwrap();
+            if u.peak_bytes() <= budget {
+                assert!(c.predicted_ms <= cost.plan_ms(&net, &u));
+            }
+        }
+    }
+}
+
+#[test]
+fn an_impossible_budget_names_the_minimum() {
+    let net = model::load("yolov2-16", Some((608, 608))).unwrap();
+    let lim = limits();
+    let cost = synthetic_cost(&net, &mut Lcg(6));
+    let (min, config, residency) = min_peak(&net, &lim).unwrap();
+    let e = fastest(&net, min - 1, &cost, &lim).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("smallest needs {min} bytes"))
+            && text.contains(&config.to_string())
+            && text.contains(residency.as_str()),
+        "{text}"
+    );
+    // The minimum itself fits.
+    assert_eq!(fastest(&net, min, &cost, &lim).unwrap().peak_bytes, min);
+}
+
+#[test]
+fn a_calibration_for_another_network_is_refused() {
+    let net = model::load("yolov2-16", Some((160, 160))).unwrap();
+    let tiny = model::load("yolov2-tiny", Some((160, 160))).unwrap();
+    let cost = synthetic_cost(&tiny, &mut Lcg(7));
+    let e = fastest(&net, 1 << 30, &cost, &limits())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("calibration") && e.contains("recalibrate"),
+        "{e}"
+    );
+}
