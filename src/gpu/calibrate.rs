@@ -16,12 +16,12 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::executor::upload;
 use crate::gpu::kernels::Pipelines;
-use crate::gpu::measure::{Measured, Measurer};
+use crate::gpu::measure::{Measured, Measurer, median};
 use crate::gpu::pool::BufferPool;
 use crate::network::{LayerKind, Network};
 use crate::plan::config::{Config, Group};
 use crate::plan::cost::{
-    CalibrationKey, CostModel, CostPoint, LayerCost, dispatch_size, network_hash,
+    CalibrationKey, CostModel, CostPoint, LayerCost, dispatch_size, fnv1a, network_hash,
 };
 use crate::plan::geometry::{Grid, tiles};
 use crate::plan::memory::{DeviceLimits, MemoryPlan, Mode, Residency, STAGING_CHUNK, plan_with};
@@ -53,11 +53,6 @@ pub struct Progress<'a> {
     pub done: usize,
     pub total: usize,
     pub what: &'a str,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The largest square grid up to `g` a layer's output map can be cut into.
@@ -296,12 +291,7 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 /// Where the calibration for `key` is cached.
 pub fn cache_path(key: &CalibrationKey) -> Option<PathBuf> {
-    let text = serde_json::to_string(key).expect("keys serialize");
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in text.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
+    let h = fnv1a(&serde_json::to_string(key).expect("keys serialize"));
     let model: String = Path::new(&key.model)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

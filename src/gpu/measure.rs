@@ -40,7 +40,8 @@ pub struct Measurer<'a> {
     warm: std::cell::Cell<bool>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median (upper middle) of `v`, sorting it.
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

@@ -223,11 +223,15 @@ pub fn network_hash(net: &Network) -> String {
             .collect::<Vec<_>>(),
     ))
     .expect("layers serialize");
-    // FNV-1a, 64 bits.
+    format!("{:016x}", fnv1a(&desc))
+}
+
+/// FNV-1a, 64 bits: a stable hash for cache keys (not for security).
+pub fn fnv1a(text: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in desc.bytes() {
+    for b in text.bytes() {
         h ^= b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("{h:016x}")
+    h
 }
