@@ -228,3 +228,18 @@ fn a_calibration_for_another_network_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn a_calibration_survives_its_json_exactly() {
+    // A cached calibration must plan exactly like the one measured (serde_json's float_roundtrip).
+    let net = model::load("yolov2-16", Some((160, 160))).unwrap();
+    let mut cost = synthetic_cost(&net, &mut Lcg(8));
+    let mut r = Lcg(9);
+    for l in &mut cost.layers {
+        for p in &mut l.points {
+            p.ms *= 1.0 + r.next(1 << 20) as f64 / 3.0e6;
+        }
+    }
+    let back: CostModel = serde_json::from_str(&serde_json::to_string(&cost).unwrap()).unwrap();
+    assert_eq!(back, cost);
+}
