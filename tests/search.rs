@@ -3,7 +3,7 @@
 
 mod chains;
 
-use chains::{Lcg, all_configs};
+use chains::{Lcg, all_configs, random_small_chain, random_small_routed};
 use mafat::plan::cost::{CalibrationKey, CostModel, CostPoint, LayerCost};
 use mafat::plan::memory::{Residency, plan_with};
 use mafat::plan::search::{fastest, fastest_with, min_peak};
@@ -68,34 +68,13 @@ fn synthetic_cost(net: &Network, r: &mut Lcg) -> CostModel {
     }
 }
 
-fn random_small_chain(r: &mut Lcg) -> Option<Network> {
-    let (w, h) = (4 + r.next(6), 4 + r.next(6));
-    let mut text = format!("[net]\nwidth={w}\nheight={h}\nchannels={}\n", 1 + r.next(3));
-    for _ in 0..1 + r.next(4) {
-        if r.next(3) == 0 {
-            text += &format!(
-                "[maxpool]\nsize={}\nstride={}\n",
-                1 + r.next(2),
-                1 + r.next(2)
-            );
-        } else {
-            text += &format!(
-                "[convolutional]\nfilters={}\nsize={}\nstride=1\npad=1\nactivation=leaky\n",
-                1 + r.next(40),
-                [1, 3][r.next(2)]
-            );
-        }
-    }
-    mafat::model::cfg::parse(&text, "small chain", None).ok()
-}
-
 #[test]
 fn search_finds_the_brute_force_optimum_on_small_chains() {
     let mut r = Lcg(2026);
     let mut checked = 0;
     let mut budgets_checked = 0;
     while checked < 30 {
-        let Some(net) = random_small_chain(&mut r) else {
+        let Some(net) = random_small_chain(&mut r, 4) else {
             continue;
         };
         let lim = DeviceLimits {
@@ -158,6 +137,141 @@ fn search_finds_the_brute_force_optimum_on_small_chains() {
         checked += 1;
     }
     assert!(budgets_checked > 150, "{budgets_checked}");
+}
+
+/// Networks with routes: the pick always fits and its figures are the planner's; a "nothing fits"
+/// names a configuration that truly needs what it says. The arena can leave gaps the search's
+/// footprints do not see, so optimality is not guaranteed there: against brute force over every
+/// configuration it must find the optimum for at least 97 % of the budgets that fit (150 networks:
+/// 892 of 900; the worst miss 68 % slower).
+#[test]
+fn search_handles_routes_close_to_the_brute_force_optimum() {
+    let mut r = Lcg(7);
+    let (mut checked, mut fits, mut optimal, mut missed) = (0, 0, 0, 0);
+    let (mut worst, mut worst_miss) = (0.0f64, 0.0f64);
+    while checked < 60 {
+        let Some(net) = random_small_routed(&mut r) else {
+            continue;
+        };
+        let lim = DeviceLimits {
+            timestamps: r.next(2) == 0,
+            ..limits()
+        };
+        let cost = synthetic_cost(&net, &mut r);
+        let mut all: Vec<(u64, f64, String)> = Vec::new();
+        for c in all_configs(&net, 2) {
+            for res in BOTH {
+                // Groups over a route or across a map read later are not allowed: skip them.
+                if let Ok(p) = plan_with(&net, &c, Mode::Layerwise, res, &lim) {
+                    all.push((
+                        p.peak_bytes(),
+                        cost.plan_ms(&net, &p),
+                        format!("{c} {res:?}"),
+                    ));
+                }
+            }
+        }
+        let lo = all.iter().map(|a| a.0).min().unwrap();
+        let hi = all.iter().map(|a| a.0).max().unwrap();
+        let mut budgets = vec![lo, hi, lo - 1];
+        for _ in 0..4 {
+            budgets.push(lo + r.next((hi - lo) as usize + 1) as u64);
+        }
+        for budget in budgets {
+            let best = all
+                .iter()
+                .filter(|a| a.0 <= budget)
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            match (best, fastest_with(&net, budget, &cost, &lim, 2, &BOTH)) {
+                (
+                    _,
+                    Err(Error::NoFit {
+                        minimum,
+                        config,
+                        residency,
+                        ..
+                    }),
+                ) => {
+                    assert!(minimum > budget);
+                    let res = if residency == "per-group" {
+                        Residency::PerGroup
+                    } else {
+                        Residency::Resident
+                    };
+                    let c = Config::parse(&config).unwrap();
+                    assert_eq!(
+                        plan_with(&net, &c, Mode::Layerwise, res, &lim)
+                            .unwrap()
+                            .peak_bytes(),
+                        minimum
+                    );
+                    if best.is_some() {
+                        missed += 1;
+                        worst_miss = worst_miss.max(minimum as f64 / lo as f64 - 1.0);
+                    }
+                }
+                (Some(b), Ok(choice)) => {
+                    let p = plan_with(
+                        &net,
+                        &choice.config,
+                        Mode::Layerwise,
+                        choice.residency,
+                        &lim,
+                    )
+                    .unwrap();
+                    assert_eq!(p.peak_bytes(), choice.peak_bytes);
+                    assert!(choice.peak_bytes <= budget);
+                    assert_eq!(cost.plan_ms(&net, &p), choice.predicted_ms);
+                    fits += 1;
+                    if (choice.predicted_ms - b.1).abs() <= 1e-9 * b.1.max(1.0) {
+                        optimal += 1;
+                    }
+                    worst = worst.max(choice.predicted_ms / b.1 - 1.0);
+                }
+                (b, c) => panic!("budget {budget}: brute force {b:?}, search {c:?}\n{net:?}"),
+            }
+        }
+        checked += 1;
+    }
+    eprintln!(
+        "routed networks: {fits} fitting picks, {optimal} optimal, worst {:.1} % slower; {missed} budgets with a fit missed, worst minimum {:.1} % high",
+        worst * 100.0,
+        worst_miss * 100.0
+    );
+    assert!(fits > 200, "{fits}");
+    assert!(
+        optimal * 100 >= (fits + missed) * 97,
+        "optimal {optimal} of {}",
+        fits + missed
+    );
+}
+
+/// yolov3-tiny (routes, upsample, two heads): from its smallest budget to its untiled peak the search
+/// picks fitting configurations, and the smallest is named when nothing fits.
+#[test]
+fn yolov3_tiny_search_fits_every_budget_from_the_minimum() {
+    let net = model::load("yolov3-tiny", Some((416, 416))).unwrap();
+    let lim = limits();
+    let cost = synthetic_cost(&net, &mut Lcg(5));
+    let (min, config, residency) = min_peak(&net, &lim).unwrap();
+    let untiled = plan_untiled(&net, Mode::Layerwise, &lim)
+        .unwrap()
+        .peak_bytes();
+    assert!(min < untiled * 6 / 10, "{min} vs untiled {untiled}");
+    let p = plan_with(&net, &config, Mode::Layerwise, residency, &lim).unwrap();
+    assert_eq!(p.peak_bytes(), min);
+    match fastest(&net, min - 1, &cost, &lim) {
+        Err(Error::NoFit { minimum, .. }) => assert_eq!(minimum, min),
+        other => panic!("{other:?}"),
+    }
+    for k in 0..=8 {
+        let budget = min + (untiled - min) * k / 8;
+        let c = fastest(&net, budget, &cost, &lim).unwrap();
+        let p = plan_with(&net, &c.config, Mode::Layerwise, c.residency, &lim).unwrap();
+        assert_eq!(p.peak_bytes(), c.peak_bytes);
+        assert!(c.peak_bytes <= budget, "{budget}: {}", c.config);
+        assert_eq!(cost.plan_ms(&net, &p), c.predicted_ms);
+    }
 }
 
 #[test]

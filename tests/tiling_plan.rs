@@ -254,24 +254,7 @@ fn min_peak_is_the_exhaustive_minimum_on_small_chains() {
     let mut r = Lcg(99);
     let mut checked = 0;
     while checked < 25 {
-        let (w, h) = (4 + r.next(6), 4 + r.next(6));
-        let mut text = format!("[net]\nwidth={w}\nheight={h}\nchannels={}\n", 1 + r.next(3));
-        for _ in 0..1 + r.next(3) {
-            if r.next(3) == 0 {
-                text += &format!(
-                    "[maxpool]\nsize={}\nstride={}\n",
-                    1 + r.next(2),
-                    1 + r.next(2)
-                );
-            } else {
-                text += &format!(
-                    "[convolutional]\nfilters={}\nsize={}\nstride=1\npad=1\nactivation=leaky\n",
-                    1 + r.next(40),
-                    [1, 3][r.next(2)]
-                );
-            }
-        }
-        let Ok(net) = mafat::model::cfg::parse(&text, "small chain", None) else {
+        let Some(net) = chains::random_small_chain(&mut r, 3) else {
             continue;
         };
         let lim = DeviceLimits {
@@ -290,7 +273,7 @@ fn min_peak_is_the_exhaustive_minimum_on_small_chains() {
                 .min()
                 .unwrap();
             let (found, config) = min_peak_for(&net, residency, &lim).unwrap();
-            assert_eq!(found, exhaustive, "{text} {residency:?} {config}");
+            assert_eq!(found, exhaustive, "{net:?} {residency:?} {config}");
         }
         checked += 1;
     }

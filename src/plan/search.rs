@@ -8,6 +8,13 @@
 //! `constant + max_g m(g) + Σ_g a(g)` with `a(g)` the group's parameter blocks and timestamp slots.
 //! [`min_peak`] minimizes that exactly: for every threshold M among the `m` values, a shortest path
 //! over cut positions using only groups with `m ≤ M` minimizes `Σ a`; the best `M + Σ a` wins.
+//!
+//! Networks with routes (yolov3-tiny): `m(g)` also counts every map made before the group and read
+//! at or after it (or read back at the end), so it is the bytes alive while the group runs. The
+//! planner's two-ended arena may still leave gaps between them, so every pick is re-planned: its
+//! peak is always the planner's exact figure, and when gaps push it past the budget the search
+//! tightens and tries again. There the pick fits for certain but is optimal only when the arena
+//! packs without gaps.
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernel, PARAMS_BYTES};
@@ -16,12 +23,20 @@ use crate::plan::config::{Config, Group};
 use crate::plan::cost::CostModel;
 use crate::plan::geometry::{Grid, Region, tiles, trace};
 use crate::plan::memory::{
-    DeviceLimits, GpuOp, Mode, Residency, arena_alignment, conv_weight_bytes, gpu_op, invocations,
-    plan_with,
+    BufferKind, DeviceLimits, GpuOp, Mode, Residency, arena_alignment, conv_weight_bytes, gpu_op,
+    invocations, plan_with, read_back_sources,
 };
 
 /// Largest grid side the search tries.
 pub const MAX_GRID: usize = 8;
+
+/// Networks with routes: how many times the search tightens its cap after the planner packs a pick
+/// less tightly than its footprints promised (by the least overshoot of the paths tried).
+const MAX_RETRIES: usize = 8;
+
+/// Networks with routes: how many of the fastest paths within a cap are planned exactly before
+/// the cap is tightened.
+const MAX_TRIES: usize = 64;
 
 /// One group the search may use, with its footprint and additive costs.
 #[derive(Debug, Clone)]
@@ -82,12 +97,48 @@ pub fn candidates_with(
             LayerKind::Conv(_) | LayerKind::MaxPool(_)
         )
     };
+    // Every map's last reader (a read-back map lives to the end) and, per start, the maps alive
+    // from before it: those produced earlier and read at or after it. For a chain that is the
+    // group's input alone.
+    let read_back = read_back_sources(net);
+    let mut last_reader: std::collections::HashMap<Source, usize> =
+        std::collections::HashMap::new();
+    for j in 0..n {
+        for s in net.sources(j) {
+            let e = last_reader.entry(s).or_insert(j);
+            *e = (*e).max(j);
+        }
+    }
+    for s in &read_back {
+        last_reader.insert(*s, usize::MAX);
+    }
+    let live_in = |start: usize| -> u64 {
+        last_reader
+            .iter()
+            .filter(|&(s, &last)| {
+                let produced_before = match *s {
+                    Source::Input => true,
+                    Source::Layer(l) => l < start,
+                };
+                produced_before && last >= start
+            })
+            .map(|(s, _)| up(net.shape_of(*s).bytes()))
+            .sum()
+    };
+    // Inside a fused group only the last layer's output exists as a full map.
+    let read_outside = |i: usize, end: usize| {
+        read_back.contains(&Source::Layer(i))
+            || (end..n).any(|j| net.sources(j).contains(&Source::Layer(i)))
+    };
     let mut out = Vec::new();
     for start in 0..n {
-        let input = up(net.shape_of(net.sources(start)[0]).bytes());
+        let input = live_in(start);
         for end in start + 1..=n {
             if end - start > 1 && !(start..end).all(fusable) {
                 break;
+            }
+            if (start..end - 1).any(|i| read_outside(i, end)) {
+                continue;
             }
             let last = end - 1;
             let o = net.layers[last].output;
@@ -198,17 +249,6 @@ pub fn min_peak_for(
     Ok((peak, compact(config_of(&cands, &path))))
 }
 
-fn require_chain(net: &Network, what: &str) -> Result<()> {
-    if is_chain(net) {
-        Ok(())
-    } else {
-        Err(Error::Unsupported(format!(
-            "the {what} handles chains of layers (each reading the previous one) so far; {} routes or adds maps across layers: give --groups explicitly",
-            net.name
-        )))
-    }
-}
-
 fn config_of(cands: &[Candidate], path: &[usize]) -> Config {
     Config {
         groups: path.iter().map(|&k| cands[k].group).collect(),
@@ -222,7 +262,6 @@ fn min_peak_path(
     limits: &DeviceLimits,
     cands: &[Candidate],
 ) -> Result<(u64, Vec<usize>)> {
-    require_chain(net, "minimum-budget search")?;
     let n = net.layers.len();
     // Per (start, end): candidates sorted by footprint with prefix minima of the additive cost.
     let mut by_range: Vec<Vec<(u64, u64, usize)>> = vec![Vec::new(); n * (n + 1)];
@@ -244,7 +283,9 @@ fn min_peak_path(
     thresholds.push(net.input.bytes().next_multiple_of(arena_alignment(limits)));
     thresholds.sort();
     thresholds.dedup();
-    let mut best: Option<(u64, Vec<usize>)> = None;
+    // Per threshold: the path and its total by footprints (for a chain, the planner's exact peak
+    // less the constant; with routes a lower bound on it).
+    let mut paths: Vec<(u64, Vec<usize>)> = Vec::new();
     for &m in &thresholds {
         // Shortest path over cut positions using groups with footprint ≤ m.
         let mut cost = vec![u64::MAX; n + 1];
@@ -270,34 +311,51 @@ fn min_peak_path(
         if cost[n] == u64::MAX {
             continue;
         }
-        let total = m + cost[n];
-        if best.as_ref().is_none_or(|b| total < b.0) {
-            let mut path = Vec::new();
-            let mut j = n;
-            while j > 0 {
-                let k = via[j];
-                path.push(k);
-                j = cands[k].group.start;
-            }
-            path.reverse();
-            best = Some((total, path));
+        let mut path = Vec::new();
+        let mut j = n;
+        while j > 0 {
+            let k = via[j];
+            path.push(k);
+            j = cands[k].group.start;
+        }
+        path.reverse();
+        let footprint = path.iter().map(|&k| cands[k].footprint).max().unwrap_or(0);
+        paths.push((footprint + cost[n], path));
+    }
+    paths.sort_by_key(|p| p.0);
+    // The exact peak from the planner itself: for a chain, of the best path; with routes, the least
+    // over the paths in order until the lower bound passes the best exact peak found.
+    let chain = is_chain(net);
+    let mut best: Option<(u64, Vec<usize>, u64)> = None;
+    for (total, path) in paths {
+        if let Some(b) = &best
+            && (chain || total + b.2 >= b.0)
+        {
+            break;
+        }
+        let plan = plan_with(
+            net,
+            &config_of(cands, &path),
+            Mode::Layerwise,
+            residency,
+            limits,
+        )?;
+        let peak = plan.peak_bytes();
+        // What the planner adds besides the footprints (staging, resident weights, gaps excluded).
+        let constant = peak
+            - plan.bytes_of(BufferKind::Arena)
+            - path.iter().map(|&k| cands[k].additive).sum::<u64>();
+        if best.as_ref().is_none_or(|b| peak < b.0) {
+            best = Some((peak, path, constant));
         }
     }
-    let (_, path) = best.ok_or_else(|| {
+    let (peak, path, _) = best.ok_or_else(|| {
         Error::DeviceLimit(format!(
             "no configuration of {} fits the adapter's limits",
             net.name
         ))
     })?;
-    // The exact peak of that configuration, from the planner itself.
-    let plan = plan_with(
-        net,
-        &config_of(cands, &path),
-        Mode::Layerwise,
-        residency,
-        limits,
-    )?;
-    Ok((plan.peak_bytes(), path))
+    Ok((peak, path))
 }
 
 /// The smallest predicted peak over both residencies.
@@ -367,8 +425,8 @@ pub fn fastest_with(
     max_grid: usize,
     residencies: &[Residency],
 ) -> Result<Choice> {
-    require_chain(net, "search")?;
     cost.validate(net)?;
+    let chain = is_chain(net);
     let mut best: Option<Choice> = None;
     let mut smallest: Option<(u64, Config, Residency)> = None;
     for &residency in residencies {
@@ -381,29 +439,59 @@ pub fn fastest_with(
         if smallest.as_ref().is_none_or(|s| min_peak < s.0) {
             smallest = Some((min_peak, compact(config_of(&cands, &min_path)), residency));
         }
-        if min_peak > budget {
+        // With routes a configuration below the minimum found may still fit: search anyway.
+        if min_peak > budget && chain {
             continue;
         }
         // The part of the peak no configuration changes (resident weights, staging buffers).
+        let min_plan = plan_with(
+            net,
+            &config_of(&cands, &min_path),
+            Mode::Layerwise,
+            residency,
+            limits,
+        )?;
         let constant = min_peak
-            - min_path
-                .iter()
-                .map(|&k| cands[k].footprint)
-                .max()
-                .unwrap_or(0)
+            - min_plan.bytes_of(BufferKind::Arena)
             - min_path.iter().map(|&k| cands[k].additive).sum::<u64>();
-        let Some((path, bytes)) = cheapest_path(net.layers.len(), &cands, budget - constant) else {
+        // For a chain the first answer is exact. With routes the planner's two-ended arena can leave
+        // gaps the footprints do not see: tighten the cap by the overshoot and search again.
+        let Some(mut cap) = budget.checked_sub(constant) else {
             continue;
         };
-        let config = config_of(&cands, &path);
-        let plan = plan_with(net, &config, Mode::Layerwise, residency, limits)?;
-        let peak = plan.peak_bytes();
-        if peak != constant + bytes || peak > budget {
-            return Err(Error::Unsupported(format!(
-                "search: the planner puts {config} at {peak} bytes where the search expected {}; please report this",
-                constant + bytes
-            )));
+        let mut found = None;
+        'tighten: for _ in 0..MAX_RETRIES {
+            let paths = cheapest_paths(net.layers.len(), &cands, cap);
+            let mut least_over = u64::MAX;
+            for (path, bytes) in paths.into_iter().take(MAX_TRIES) {
+                let config = config_of(&cands, &path);
+                let plan = plan_with(net, &config, Mode::Layerwise, residency, limits)?;
+                let peak = plan.peak_bytes();
+                if peak <= budget && (peak == constant + bytes || !chain) {
+                    found = Some((config, plan));
+                    break 'tighten;
+                }
+                if chain {
+                    return Err(Error::Unsupported(format!(
+                        "search: the planner puts {config} at {peak} bytes where the search expected {}; please report this",
+                        constant + bytes
+                    )));
+                }
+                log::debug!(
+                    "search: {config} needs {peak} bytes, {} more than its footprints",
+                    peak - (constant + bytes)
+                );
+                least_over = least_over.min(peak - budget);
+            }
+            match cap.checked_sub(least_over) {
+                Some(c) if least_over != u64::MAX => cap = c,
+                _ => break,
+            }
         }
+        let Some((config, plan)) = found else {
+            continue;
+        };
+        let peak = plan.peak_bytes();
         let ms = cost.plan_ms(net, &plan);
         let better = match &best {
             None => true,
@@ -475,9 +563,10 @@ fn pareto(ids: &mut Vec<usize>, labels: &[Label]) {
     });
 }
 
-/// The least-ms path of candidates over cut positions `0..n` with `max footprint + Σ additive ≤ cap`:
-/// the candidate indices in order and those bytes.
-fn cheapest_path(n: usize, cands: &[Candidate], cap: u64) -> Option<(Vec<usize>, u64)> {
+/// The paths of candidates over cut positions `0..n` with `max footprint + Σ additive ≤ cap` that
+/// no other beats in all of footprint, additive bytes and ms, least ms first: the candidate
+/// indices in order and those bytes.
+fn cheapest_paths(n: usize, cands: &[Candidate], cap: u64) -> Vec<(Vec<usize>, u64)> {
     // Within one layer range, a grid that is no better in any of the three is never needed.
     let mut by_range: std::collections::HashMap<(usize, usize), Vec<usize>> =
         std::collections::HashMap::new();
@@ -541,18 +630,23 @@ fn cheapest_path(n: usize, cands: &[Candidate], cap: u64) -> Option<(Vec<usize>,
             }
         }
     }
-    let end = at[n].iter().copied().min_by(|&x, &y| {
+    let mut ends = std::mem::take(&mut at[n]);
+    ends.sort_by(|&x, &y| {
         let (a, b) = (&labels[x], &labels[y]);
         a.ms.total_cmp(&b.ms)
             .then((a.footprint + a.additive).cmp(&(b.footprint + b.additive)))
-    })?;
-    let bytes = labels[end].footprint + labels[end].additive;
-    let mut path = Vec::new();
-    let mut li = end;
-    while labels[li].cand != usize::MAX {
-        path.push(labels[li].cand);
-        li = labels[li].prev;
-    }
-    path.reverse();
-    Some((path, bytes))
+    });
+    ends.into_iter()
+        .map(|end| {
+            let bytes = labels[end].footprint + labels[end].additive;
+            let mut path = Vec::new();
+            let mut li = end;
+            while labels[li].cand != usize::MAX {
+                path.push(labels[li].cand);
+                li = labels[li].prev;
+            }
+            path.reverse();
+            (path, bytes)
+        })
+        .collect()
 }

@@ -53,6 +53,54 @@ pub fn random_chain(r: &mut Lcg) -> Option<Network> {
     cfg::parse(&text, "random chain", None).ok()
 }
 
+/// A small random chain (up to `max_layers` convolutions and pools on a map of 4–9 pixels a side),
+/// small enough for brute force over every configuration.
+pub fn random_small_chain(r: &mut Lcg, max_layers: usize) -> Option<Network> {
+    let (w, h) = (4 + r.next(6), 4 + r.next(6));
+    let mut text = format!("[net]\nwidth={w}\nheight={h}\nchannels={}\n", 1 + r.next(3));
+    for _ in 0..1 + r.next(max_layers) {
+        text += &small_layer(r);
+    }
+    cfg::parse(&text, "small chain", None).ok()
+}
+
+fn small_layer(r: &mut Lcg) -> String {
+    if r.next(3) == 0 {
+        format!(
+            "[maxpool]\nsize={}\nstride={}\n",
+            1 + r.next(2),
+            1 + r.next(2)
+        )
+    } else {
+        format!(
+            "[convolutional]\nfilters={}\nsize={}\nstride=1\npad=1\nactivation=leaky\n",
+            1 + r.next(40),
+            [1, 3][r.next(2)]
+        )
+    }
+}
+
+/// A small random network with routes, in the shape of yolov3-tiny: a trunk, a branch that goes
+/// back to an earlier map (`[route] layers=-k`), optionally an upsample, and a concatenation of the
+/// branch with an earlier trunk map of the same size.
+pub fn random_small_routed(r: &mut Lcg) -> Option<Network> {
+    let (w, h) = (4 + r.next(6), 4 + r.next(6));
+    let mut text = format!("[net]\nwidth={w}\nheight={h}\nchannels={}\n", 1 + r.next(3));
+    let trunk = 2 + r.next(3);
+    for _ in 0..trunk {
+        text += &small_layer(r);
+    }
+    // Back to an earlier trunk map, a layer on it, maybe an upsample, then concatenate.
+    text += &format!("[route]\nlayers=-{}\n", 1 + r.next(trunk));
+    text += &small_layer(r);
+    if r.next(2) == 0 {
+        text += "[upsample]\nstride=2\n";
+    }
+    text += &format!("[route]\nlayers=-1,{}\n", r.next(trunk));
+    text += &small_layer(r);
+    cfg::parse(&text, "small routed network", None).ok()
+}
+
 /// A random partition of `0..n` into 1–3 groups with legal random grids.
 pub fn random_config(r: &mut Lcg, net: &Network) -> Config {
     let n = net.layers.len();
