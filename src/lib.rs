@@ -17,6 +17,7 @@ pub mod model;
 pub mod network;
 pub mod plan;
 pub mod reference;
+pub mod report;
 mod rng;
 pub mod tensor;
 pub mod units;

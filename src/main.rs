@@ -117,6 +117,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Latency against memory: mafat's pick and every baseline (naive, layerwise, single-group FTP,
+    /// whole-network halo tiling) at each budget, each at its own best fitting configuration,
+    /// measured on the adapter; writes CSV and an SVG plot.
+    Sweep(SweepArgs),
     /// Run a model once and report the time and output shapes.
     Run {
         /// Built-in name (yolov2, yolov2-16, yolov2-tiny, yolov3-tiny) or a Darknet .cfg path.
@@ -304,6 +308,10 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Sweep(o) => {
+            let net = load_model(&o.model, o.size.as_deref())?;
+            run_sweep(&net, &o)
         }
         Command::Regret {
             model,
@@ -592,6 +600,37 @@ fn plan_budget(
     })
 }
 
+#[derive(clap::Args, Debug)]
+struct SweepArgs {
+    /// Built-in name (yolov2, yolov2-16, yolov2-tiny, yolov3-tiny) or a Darknet .cfg path.
+    #[arg(long)]
+    model: String,
+    /// Input size WxH (overrides the cfg's width/height).
+    #[arg(long)]
+    size: Option<String>,
+    /// LO..HI[:STEPS], geometric steps; LO may be `min` (the smallest peak mafat reaches) and HI
+    /// `untiled` (the untiled layerwise peak).
+    #[arg(long, default_value = "8MiB..96MiB:12")]
+    budgets: String,
+    /// Timed runs per distinct configuration, taken in turns with the others (median, quartiles).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Write every number here as CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write the latency-against-memory plot here as SVG.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Latency calibration file (see mafat plan --calibration).
+    #[arg(long)]
+    calibration: Option<PathBuf>,
+    /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 struct RegretArgs {
     budgets: String,
     cuts: String,
@@ -636,6 +675,149 @@ fn parse_budgets(text: &str, min: u64, untiled: u64) -> Result<Vec<u64>> {
     v[steps - 1] = hi;
     v.dedup();
     Ok(v)
+}
+
+fn run_sweep(net: &mafat::Network, o: &SweepArgs) -> Result<()> {
+    use mafat::gpu::regret::Step;
+    use mafat::gpu::sweep::{METHODS, sweep};
+    let ctx = GpuContext::new(o.adapter.as_deref())?;
+    let pipelines = Pipelines::new(&ctx)?;
+    let limits = DeviceLimits::from_wgpu(&ctx.limits, ctx.timestamps);
+    let (min, min_config, min_residency) = mafat::plan::search::min_peak(net, &limits)?;
+    let untiled = plan_with(
+        net,
+        &Config::untiled(),
+        Mode::Layerwise,
+        Residency::Resident,
+        &limits,
+    )?
+    .peak_bytes();
+    let budgets = parse_budgets(&o.budgets, min, untiled)?;
+    // mafat needs the least of all methods: when it fits no budget, say so before calibrating.
+    let most = budgets.iter().copied().max().unwrap_or(0);
+    if most < min {
+        return Err(Error::NoFit {
+            model: net.name.clone(),
+            budget: most,
+            minimum: min,
+            config: min_config.to_string(),
+            residency: min_residency.as_str().into(),
+        });
+    }
+    let mut progress = calibration_progress(net, ctx.adapter_name());
+    let (cost, _) = load_or_calibrate(
+        &ctx,
+        Some(&pipelines),
+        net,
+        o.calibration.as_deref(),
+        &mut progress,
+    )?;
+    let measurer = mafat::gpu::measure::Measurer::new(&ctx, &pipelines, net)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(1);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "sweeping [{bar:30}] {pos}/{len} runs {msg} ({elapsed}, eta {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        b
+    });
+    let t0 = Instant::now();
+    let mut last_line = Instant::now();
+    let mut step = |s: Step<'_>| match &bar {
+        Some(b) => {
+            b.set_length(s.total as u64);
+            b.set_position(s.done as u64);
+            b.set_message(s.what.to_string());
+            if s.done == s.total {
+                b.finish_and_clear();
+            }
+        }
+        None => {
+            // One line every few seconds at most: logs stay readable.
+            if s.done == 0 || s.done == s.total || last_line.elapsed().as_secs() >= 10 {
+                last_line = Instant::now();
+                eprintln!(
+                    "sweep [{}/{} runs] {:.0} s: {}",
+                    s.done,
+                    s.total,
+                    t0.elapsed().as_secs_f64(),
+                    s.what
+                );
+            }
+        }
+    };
+    let rows = sweep(&measurer, net, &cost, &budgets, o.runs.max(1), &mut step)?;
+    let title = format!(
+        "{} {}x{} on {}: latency against device memory",
+        net.name,
+        net.input.w,
+        net.input.h,
+        ctx.adapter_name()
+    );
+    if let Some(p) = &o.csv {
+        mafat::report::write_csv(p, &rows)?;
+    }
+    if let Some(p) = &o.svg {
+        mafat::report::write_svg(p, &title, &rows)?;
+    }
+    if o.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "model": net.name,
+                "input": [net.input.c, net.input.h, net.input.w],
+                "adapter": ctx.adapter_name(),
+                "runs": o.runs.max(1),
+                "rows": rows,
+                "seconds": t0.elapsed().as_secs_f64(),
+            }))
+            .expect("json")
+        );
+        return Ok(());
+    }
+    println!(
+        "{title} (median ms of {} runs @ measured peak MiB)",
+        o.runs.max(1)
+    );
+    print!("{:>10}", "budget");
+    for m in METHODS {
+        print!(" {m:>19}");
+    }
+    println!(" {:>10}", "vs best");
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    for &b in &budgets {
+        print!("{:>6.2} MiB", mib(b));
+        let of = |m: &str| rows.iter().find(|r| r.budget_bytes == b && r.method == m);
+        for m in METHODS {
+            match of(m) {
+                Some(r) if r.fits => print!(
+                    " {:>8.0} ms @{:>6.2}",
+                    r.latency_ms,
+                    mib(r.measured_peak_bytes)
+                ),
+                Some(r) => print!(" {:>19}", format!("needs {:.2}", mib(r.method_min_bytes))),
+                None => print!(" {:>19}", ""),
+            }
+        }
+        // mafat against the fastest baseline that fits.
+        let best = METHODS[1..]
+            .iter()
+            .filter_map(|m| of(m).filter(|r| r.fits).map(|r| r.latency_ms))
+            .fold(f64::INFINITY, f64::min);
+        match of("mafat").filter(|r| r.fits) {
+            Some(r) if best.is_finite() => println!(" {:>9.2}x", best / r.latency_ms),
+            Some(_) => println!(" {:>10}", "only mafat"),
+            None => println!(),
+        }
+    }
+    for p in [&o.csv, &o.svg].into_iter().flatten() {
+        println!("wrote {}", p.display());
+    }
+    println!("{:.0} s", t0.elapsed().as_secs_f64());
+    Ok(())
 }
 
 fn run_regret(net: &mafat::Network, o: &RegretArgs) -> Result<()> {

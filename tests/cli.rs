@@ -659,3 +659,94 @@ fn calibration_is_cached_per_model_and_size() {
     );
     assert_eq!(first["config"], second["config"]);
 }
+
+/// `mafat sweep`: every method at every budget, CSV with every number, an SVG plot; each fitting
+/// cell's measured peak equals its prediction and fits its budget; mafat fits from its minimum.
+#[test]
+fn sweep_writes_csv_and_svg_with_every_method() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, svg) = (dir.join("sweep.csv"), dir.join("sweep.svg"));
+    let o = mafat(&[
+        "sweep",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--budgets",
+        "min..untiled:3",
+        "--runs",
+        "2",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| {
+            // The config column is quoted (it holds commas).
+            let (a, rest) = l.split_once(",\"").unwrap();
+            let (config, b) = rest.split_once("\",").unwrap();
+            let mut v: Vec<String> = a.split(',').map(str::to_string).collect();
+            v.push(config.to_string());
+            v.extend(b.split(',').map(str::to_string));
+            v
+        })
+        .collect();
+    assert_eq!(rows.len(), 3 * 5, "{text}");
+    let mut methods: Vec<&str> = rows.iter().map(|r| r[col("method")].as_str()).collect();
+    methods.sort();
+    methods.dedup();
+    assert_eq!(methods, ["ftp", "halo", "layerwise", "mafat", "naive"]);
+    let num = |r: &Vec<String>, c: &str| r[col(c)].parse::<f64>().unwrap();
+    for r in &rows {
+        let budget = num(r, "budget_bytes");
+        if r[col("fits")] == "true" {
+            assert_eq!(
+                r[col("measured_peak_bytes")],
+                r[col("predicted_peak_bytes")]
+            );
+            assert!(num(r, "measured_peak_bytes") <= budget, "{r:?}");
+            assert!(num(r, "latency_ms") > 0.0, "{r:?}");
+            assert!(num(r, "latency_q1_ms") <= num(r, "latency_ms"));
+            assert!(num(r, "latency_ms") <= num(r, "latency_q3_ms"));
+        } else {
+            assert!(num(r, "method_min_bytes") > budget, "{r:?}");
+            assert_ne!(r[col("method")], "mafat", "mafat fits from its minimum");
+        }
+    }
+    // The smallest budget is mafat's minimum: the untiled baselines do not fit there.
+    let first = &rows[0][col("budget_bytes")];
+    assert!(
+        rows.iter()
+            .filter(|r| &r[col("budget_bytes")] == first && r[col("method")] == "naive")
+            .all(|r| r[col("fits")] == "false")
+    );
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg"), "{}", &plot[..100.min(plot.len())]);
+    for label in ["mafat (search)", "layerwise", "budget"] {
+        assert!(plot.contains(label), "{label} missing from the plot");
+    }
+    // The table names every method.
+    let out = stdout(&o);
+    assert!(out.contains("mafat") && out.contains("naive"), "{out}");
+}
+
+#[test]
+fn sweep_with_no_budget_that_fits_names_the_minimum() {
+    let o = mafat(&[
+        "sweep",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "96x96",
+        "--budgets",
+        "1KiB..2KiB:2",
+    ]);
+    assert_clean_error(&o, "the smallest needs");
+}

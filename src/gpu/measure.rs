@@ -65,7 +65,17 @@ impl<'a> Measurer<'a> {
 
     /// Prepare `config` under `residency` for timed runs (buffers allocated, weights uploaded).
     pub fn prepare(&self, config: &Config, residency: Residency) -> Result<Prepared<'_>> {
-        let plan = plan_with(self.net, config, Mode::Layerwise, residency, &self.limits)?;
+        self.prepare_mode(config, Mode::Layerwise, residency)
+    }
+
+    /// [`Measurer::prepare`] in either untiled arena mode (naive keeps every map alive).
+    pub fn prepare_mode(
+        &self,
+        config: &Config,
+        mode: Mode,
+        residency: Residency,
+    ) -> Result<Prepared<'_>> {
+        let plan = plan_with(self.net, config, mode, residency, &self.limits)?;
         let mut pool = BufferPool::new(None);
         let ex = Executor::new(
             self.ctx,

@@ -9,6 +9,7 @@ pub mod kernels;
 pub mod measure;
 pub mod pool;
 pub mod regret;
+pub mod sweep;
 
 pub use context::GpuContext;
 pub use executor::{Executor, RunOutput, Timing};

@@ -1,0 +1,340 @@
+//! The latency-versus-memory sweep: for each budget, mafat's pick and every baseline of the design
+//! notes at its own best fitting configuration, all run on the same kernels and measured.
+//!
+//! Methods (each chooses per budget; a method with nothing that fits records the least it needs):
+//! - **mafat**: [`crate::plan::search::fastest`] — every partition, grid and residency;
+//! - **naive**: untiled, every map alive and every weight resident (what Darknet does);
+//! - **layerwise**: untiled with liveness reuse, weights resident or uploaded per layer, the faster
+//!   that fits;
+//! - **ftp** (DeepThings' single-group Fused Tile Partitioning): one group over the fused range (the
+//!   first 16 layers, as DeepThings and MAFAT fuse YOLOv2, or fewer where the network stops allowing
+//!   it), the rest untiled; the fastest grid up to 8x8 and residency that fits;
+//! - **halo** (whole-network halo tiling, as apps like waifu2x-ncnn-vulkan do): one group over the
+//!   longest fusable stretch from the input, weights resident, the tile size chosen from the budget:
+//!   the fewest square tiles (largest tile) that fit.
+//!
+//! Each distinct configuration is measured once, over `runs` timed runs taken in turns with the others
+//! (so drift on a shared machine touches them alike), and its median reported for every budget
+//! that picked it.
+
+use crate::error::Result;
+use crate::gpu::measure::{Measured, Measurer};
+use crate::gpu::regret::Step;
+use crate::network::LayerKind;
+use crate::network::Network;
+use crate::plan::config::Config;
+use crate::plan::cost::CostModel;
+use crate::plan::geometry::Grid;
+use crate::plan::memory::{Mode, Residency, plan_with};
+use crate::plan::search::{MAX_GRID, fastest};
+use serde::Serialize;
+
+/// The methods a sweep compares, in report order.
+pub const METHODS: [&str; 5] = ["mafat", "ftp", "halo", "layerwise", "naive"];
+
+/// Prepared configurations timed in turns together up to this many bytes; more are split in batches.
+const BATCH_BYTES: u64 = 1 << 30;
+
+/// One method's choice for a budget, before measuring.
+#[derive(Debug, Clone, PartialEq)]
+struct Pick {
+    config: Config,
+    mode: Mode,
+    residency: Residency,
+    peak_bytes: u64,
+    predicted_ms: f64,
+}
+
+/// One (budget, method) cell of the sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepRow {
+    pub budget_bytes: u64,
+    pub method: String,
+    /// Whether anything of this method fits the budget; the rest describes that configuration.
+    pub fits: bool,
+    /// The least this method needs (its smallest configuration's peak), for a budget it misses.
+    pub method_min_bytes: u64,
+    pub config: String,
+    pub mode: String,
+    pub residency: String,
+    pub predicted_peak_bytes: u64,
+    pub measured_peak_bytes: u64,
+    pub predicted_ms: f64,
+    /// Median of the timed runs, and their quartiles.
+    pub latency_ms: f64,
+    pub latency_q1_ms: f64,
+    pub latency_q3_ms: f64,
+    pub runs: usize,
+    pub mac_ratio: f64,
+}
+
+/// The fused range of single-group FTP: layers `0..end` with `end` ≤ 16 as large as the network
+/// allows one group to be.
+pub fn ftp_range(net: &Network) -> usize {
+    fusable_prefix(net, 16)
+}
+
+/// The longest stretch `0..end` (`end` ≤ `max`) that one fused group may cover.
+fn fusable_prefix(net: &Network, max: usize) -> usize {
+    (1..=max.min(net.layers.len()))
+        .rev()
+        .find(|&end| {
+            net.layers[..end]
+                .iter()
+                .all(|l| matches!(l.kind, LayerKind::Conv(_) | LayerKind::MaxPool(_)))
+                && Config::single(0, end, Grid { rows: 1, cols: 1 })
+                    .resolve(net)
+                    .is_ok()
+        })
+        .unwrap_or(1)
+}
+
+/// Every one-group configuration over `0..end` (grids up to [`MAX_GRID`]) the planner accepts.
+fn one_group(
+    m: &Measurer<'_>,
+    net: &Network,
+    cost: &CostModel,
+    end: usize,
+    residencies: &[Residency],
+) -> Vec<Pick> {
+    let o = net.layers[end - 1].output;
+    let mut v = Vec::new();
+    for rows in 1..=MAX_GRID.min(o.h) {
+        for cols in 1..=MAX_GRID.min(o.w) {
+            let config = Config::single(0, end, Grid { rows, cols });
+            for &residency in residencies {
+                if let Ok(p) = plan_with(net, &config, Mode::Layerwise, residency, m.limits()) {
+                    v.push(Pick {
+                        predicted_ms: cost.plan_ms(net, &p),
+                        peak_bytes: p.peak_bytes(),
+                        config: config.clone(),
+                        mode: Mode::Layerwise,
+                        residency,
+                    });
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Every configuration each baseline chooses among (halo by tile count, untiled as layerwise
+/// resident, layerwise per-group, naive).
+struct Options {
+    ftp: Vec<Pick>,
+    halo: Vec<Pick>,
+    untiled: Vec<Pick>,
+}
+
+/// What each method picks for `budget`: `Ok(pick)` or `Err(least bytes the method needs)`.
+fn choose(
+    m: &Measurer<'_>,
+    net: &Network,
+    cost: &CostModel,
+    budget: u64,
+    method: &str,
+    options: &Options,
+) -> Result<std::result::Result<Pick, u64>> {
+    let Options { ftp, halo, untiled } = options;
+    let least = |v: &[Pick]| v.iter().map(|p| p.peak_bytes).min().unwrap_or(u64::MAX);
+    let fastest_of = |v: &[Pick]| {
+        v.iter()
+            .filter(|p| p.peak_bytes <= budget)
+            .min_by(|a, b| {
+                a.predicted_ms
+                    .total_cmp(&b.predicted_ms)
+                    .then(a.peak_bytes.cmp(&b.peak_bytes))
+            })
+            .cloned()
+            .ok_or(least(v))
+    };
+    Ok(match method {
+        "mafat" => match fastest(net, budget, cost, m.limits()) {
+            Ok(c) => Ok(Pick {
+                config: c.config,
+                mode: Mode::Layerwise,
+                residency: c.residency,
+                peak_bytes: c.peak_bytes,
+                predicted_ms: c.predicted_ms,
+            }),
+            Err(crate::Error::NoFit { minimum, .. }) => Err(minimum),
+            Err(e) => return Err(e),
+        },
+        "ftp" => fastest_of(ftp),
+        "layerwise" => fastest_of(&untiled[..2]),
+        "naive" => fastest_of(&untiled[2..]),
+        // The app heuristic: the fewest tiles that fit (halo is sorted by tile count).
+        _ => halo
+            .iter()
+            .find(|p| p.peak_bytes <= budget)
+            .cloned()
+            .ok_or(least(halo)),
+    })
+}
+
+/// Run the sweep: every method at every budget, measured with `runs` timed runs per distinct
+/// configuration. Rows come budget by budget, methods in [`METHODS`] order.
+pub fn sweep(
+    m: &Measurer<'_>,
+    net: &Network,
+    cost: &CostModel,
+    budgets: &[u64],
+    runs: usize,
+    progress: &mut dyn FnMut(Step<'_>),
+) -> Result<Vec<SweepRow>> {
+    cost.validate(net)?;
+    // mafat reaches the least memory of all methods: if it fits no budget, nothing does.
+    if let Some(&most) = budgets.iter().max() {
+        fastest(net, most, cost, m.limits())?;
+    }
+    let both = [Residency::Resident, Residency::PerGroup];
+    let ftp = one_group(m, net, cost, ftp_range(net), &both);
+    let mut halo = one_group(
+        m,
+        net,
+        cost,
+        fusable_prefix(net, net.layers.len()),
+        &both[..1],
+    );
+    halo.retain(|p| p.config.groups[0].grid.rows == p.config.groups[0].grid.cols);
+    halo.sort_by_key(|p| p.config.groups[0].grid.rows);
+    let mut untiled = Vec::new();
+    for (mode, residency) in [
+        (Mode::Layerwise, Residency::Resident),
+        (Mode::Layerwise, Residency::PerGroup),
+        (Mode::Naive, Residency::Resident),
+    ] {
+        let p = plan_with(net, &Config::untiled(), mode, residency, m.limits())?;
+        untiled.push(Pick {
+            config: Config::untiled(),
+            mode,
+            residency,
+            peak_bytes: p.peak_bytes(),
+            predicted_ms: cost.plan_ms(net, &p),
+        });
+    }
+
+    let options = Options { ftp, halo, untiled };
+    // Every cell's pick, then the distinct picks to measure.
+    let mut cells: Vec<(u64, &str, std::result::Result<Pick, u64>)> = Vec::new();
+    for &b in budgets {
+        for method in METHODS {
+            cells.push((b, method, choose(m, net, cost, b, method, &options)?));
+        }
+    }
+    let mut distinct: Vec<Pick> = Vec::new();
+    for (_, _, c) in &cells {
+        if let Ok(p) = c
+            && !distinct.contains(p)
+        {
+            distinct.push(p.clone());
+        }
+    }
+    let measured = measure_all(m, &distinct, runs, progress)?;
+
+    Ok(cells
+        .into_iter()
+        .map(|(budget, method, c)| match c {
+            Ok(p) => {
+                let k = distinct.iter().position(|d| *d == p).expect("measured");
+                let r = &measured[k];
+                let mut sorted = r.runs_ms.clone();
+                sorted.sort_by(f64::total_cmp);
+                let q = |f: f64| sorted[((sorted.len() - 1) as f64 * f).round() as usize];
+                let plan = plan_with(net, &p.config, p.mode, p.residency, m.limits())
+                    .expect("planned before");
+                SweepRow {
+                    budget_bytes: budget,
+                    method: method.into(),
+                    fits: true,
+                    method_min_bytes: 0,
+                    config: p.config.to_string(),
+                    mode: format!("{:?}", p.mode).to_lowercase(),
+                    residency: p.residency.as_str().into(),
+                    predicted_peak_bytes: p.peak_bytes,
+                    measured_peak_bytes: r.peak_bytes,
+                    predicted_ms: p.predicted_ms,
+                    latency_ms: r.latency_ms,
+                    latency_q1_ms: q(0.25),
+                    latency_q3_ms: q(0.75),
+                    runs: sorted.len(),
+                    mac_ratio: plan.mac_ratio(net),
+                }
+            }
+            Err(least) => SweepRow {
+                budget_bytes: budget,
+                method: method.into(),
+                fits: false,
+                method_min_bytes: least,
+                config: String::new(),
+                mode: String::new(),
+                residency: String::new(),
+                predicted_peak_bytes: 0,
+                measured_peak_bytes: 0,
+                predicted_ms: f64::NAN,
+                latency_ms: f64::NAN,
+                latency_q1_ms: f64::NAN,
+                latency_q3_ms: f64::NAN,
+                runs: 0,
+                mac_ratio: f64::NAN,
+            },
+        })
+        .collect())
+}
+
+/// Measure every pick over `runs` rounds, taking them in turns within batches of at most
+/// [`BATCH_BYTES`] prepared at once.
+fn measure_all(
+    m: &Measurer<'_>,
+    picks: &[Pick],
+    runs: usize,
+    progress: &mut dyn FnMut(Step<'_>),
+) -> Result<Vec<Measured>> {
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut bytes = u64::MAX;
+    for (k, p) in picks.iter().enumerate() {
+        if bytes.saturating_add(p.peak_bytes) > BATCH_BYTES {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        batches.last_mut().expect("a batch").push(k);
+        bytes += p.peak_bytes;
+    }
+    let total = picks.len() * runs;
+    let mut done = 0;
+    let mut out: Vec<Option<Measured>> = vec![None; picks.len()];
+    for batch in batches {
+        let mut prepared = Vec::with_capacity(batch.len());
+        for &k in &batch {
+            let p = &picks[k];
+            prepared.push(m.prepare_mode(&p.config, p.mode, p.residency)?);
+        }
+        for round in 0..runs {
+            for (j, p) in prepared.iter_mut().enumerate() {
+                let what = format!(
+                    "round {}/{runs}: {} ({:?}, {})",
+                    round + 1,
+                    picks[batch[j]].config,
+                    picks[batch[j]].mode,
+                    picks[batch[j]].residency.as_str()
+                );
+                progress(Step {
+                    done,
+                    total,
+                    what: &what,
+                });
+                p.run()?;
+                done += 1;
+            }
+        }
+        for (j, p) in prepared.into_iter().enumerate() {
+            out[batch[j]] = Some(p.finish());
+        }
+    }
+    progress(Step {
+        done: total,
+        total,
+        what: "done",
+    });
+    Ok(out.into_iter().map(|o| o.expect("measured")).collect())
+}
