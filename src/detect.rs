@@ -11,12 +11,17 @@ use crate::network::{LayerKind, Network};
 use crate::tensor::Tensor;
 use serde::Serialize;
 
-/// A box in the original image, relative to its size: centre `x`, `y` and size `w`, `h` in 0..1.
+/// A box in the original image, relative to its size: centre `x`, `y` and size `w`, `h` (0..1 inside
+/// the image; a box crossing an edge reaches past it, and [`BoxRel::pixels`] clamps).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct BoxRel {
+    /// Centre, from the left edge (0) to the right (1).
     pub x: f32,
+    /// Centre, from the top edge (0) to the bottom (1).
     pub y: f32,
+    /// Width, as a fraction of the image's.
     pub w: f32,
+    /// Height, as a fraction of the image's.
     pub h: f32,
 }
 
@@ -48,9 +53,13 @@ impl BoxRel {
 /// One detected object: its best class and that class's probability (objectness × class score).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
+    /// Index of the best class (a line of the names file, e.g. `coco.names`).
     pub class: usize,
+    /// Objectness × that class's probability.
     pub score: f32,
+    /// The head's objectness for this box (after its logistic).
     pub objectness: f32,
+    /// Where, in the original image.
     pub bbox: BoxRel,
 }
 

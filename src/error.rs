@@ -12,12 +12,18 @@ pub enum Error {
         origin: String,
         /// 1-based line number (0 when the problem is not tied to one line).
         line: usize,
+        /// What is wrong and, where it helps, what was expected.
         message: String,
     },
 
     /// A `.weights` file does not fit the network.
     #[error("{path}: {message}")]
-    Weights { path: String, message: String },
+    Weights {
+        /// The file's path (or what else the parameters came from).
+        path: String,
+        /// What does not fit.
+        message: String,
+    },
 
     /// A command-line argument or option value is malformed.
     #[error("{0}")]
@@ -25,11 +31,21 @@ pub enum Error {
 
     /// A fusing/tiling configuration (`--groups`) breaks a rule.
     #[error("config `{config}`: {message}")]
-    Config { config: String, message: String },
+    Config {
+        /// The configuration's text.
+        config: String,
+        /// The broken rule and where.
+        message: String,
+    },
 
     /// An input image could not be read or decoded.
     #[error("cannot read image {path}: {message}")]
-    Image { path: PathBuf, message: String },
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// Why it could not be used.
+        message: String,
+    },
 
     /// A model name that is neither a built-in nor an existing file.
     #[error(
@@ -44,16 +60,25 @@ pub enum Error {
 
     /// wgpu reported a validation, out-of-memory or device-lost error.
     #[error("GPU error during {during}: {message}")]
-    Gpu { during: String, message: String },
+    Gpu {
+        /// What mafat was doing (e.g. `allocating …`, `running …`).
+        during: String,
+        /// wgpu's message.
+        message: String,
+    },
 
     /// An allocation would pass the device-memory budget.
     #[error(
         "device-memory budget exceeded: allocating {request} bytes for {label} with {held} bytes already held would pass the budget of {budget} bytes; raise --budget or use a finer tiling"
     )]
     Budget {
+        /// The pool's budget, in bytes.
         budget: u64,
+        /// Bytes the refused allocation asked for.
         request: u64,
+        /// Bytes the pool held at the time (after dropping its idle buffers).
         held: u64,
+        /// The refused buffer's label.
         label: String,
     },
 
@@ -62,10 +87,15 @@ pub enum Error {
         "no configuration of {model} fits a budget of {budget} bytes: the smallest needs {minimum} bytes (--groups {config} --residency {residency}); raise --budget to at least that"
     )]
     NoFit {
+        /// The network's name.
         model: String,
+        /// The budget asked for, in bytes.
         budget: u64,
+        /// The smallest predicted peak of any configuration in the search space, in bytes.
         minimum: u64,
+        /// The configuration that reaches `minimum`, in `--groups` syntax.
         config: String,
+        /// Its weight residency (`resident` or `per-group`).
         residency: String,
     },
 
@@ -80,7 +110,9 @@ pub enum Error {
     /// File-system errors, with the path that failed.
     #[error("{path}: {source}")]
     Io {
+        /// The path that failed.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

@@ -10,14 +10,17 @@ use std::path::{Path, PathBuf};
 /// Where the input tensor comes from: `IMAGE`, `random[:SEED]` or `int[:SEED]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputSource {
+    /// A PNG or JPEG file, letterboxed to the network's input size (see [`load_image`]).
     Image(PathBuf),
-    /// Uniform in [0, 1), like a normalized image.
+    /// Uniform in [0, 1), like a normalized image; the seed.
     Random(u64),
-    /// Integers in −3..=3, for exact-arithmetic tests.
+    /// Integers in −3..=3, for exact-arithmetic tests; the seed.
     Int(u64),
 }
 
 impl InputSource {
+    /// Parse `random`, `random:SEED`, `int`, `int:SEED` (no seed: 0) or, for anything else, an image
+    /// path. A malformed `SEED` is [`Error::Usage`].
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match parse_seeded(s, "random")? {
             Some(seed) => InputSource::Random(seed),

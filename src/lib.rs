@@ -4,10 +4,12 @@
 //! - [`model`]: model formats (Darknet `.cfg`/`.weights`, built-in models);
 //! - [`network`]: the network IR (layers with inferred shapes);
 //! - [`plan`]: what an execution needs (buffers, sizes), computed without a GPU;
-//! - [`reference`]: the CPU reference executor, the oracle for every GPU path;
+//! - [`reference`](mod@reference): the CPU reference executor, the oracle for every GPU path;
 //! - [`input`], [`tensor`]: input images/synthetic data and tensors (`.npy` output);
 //! - [`gpu`]: the wgpu side: context, kernels, buffer pool, executor;
 //! - [`detect`]: detection heads to labelled boxes (decode, NMS, drawing).
+
+#![warn(missing_docs)]
 
 pub mod detect;
 pub mod error;

@@ -9,12 +9,16 @@ use std::fmt;
 /// A feature-map shape: channels × height × width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Shape {
+    /// Channels.
     pub c: usize,
+    /// Height in pixels (rows).
     pub h: usize,
+    /// Width in pixels (columns).
     pub w: usize,
 }
 
 impl Shape {
+    /// A shape of `c` channels × `h` rows × `w` columns.
     pub const fn new(c: usize, h: usize, w: usize) -> Self {
         Shape { c, h, w }
     }
@@ -22,6 +26,7 @@ impl Shape {
     pub const fn len(&self) -> usize {
         self.c * self.h * self.w
     }
+    /// True when some dimension is 0 (the shape holds no element).
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -74,14 +79,21 @@ pub fn exp(x: f32) -> f32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
+    /// `linear`: the identity.
     Linear,
+    /// `leaky`: `x` for `x > 0`, else `0.1·x`.
     Leaky,
+    /// `relu`: `x` for `x > 0`, else 0.
     Relu,
+    /// `logistic`: `1 / (1 + e^−x)`.
     Logistic,
+    /// `mish`: `x·tanh(ln(1 + e^x))` (the identity above 20).
     Mish,
 }
 
 impl Activation {
+    /// The activation a `.cfg` names `name` (`linear`, `leaky`, `relu`, `logistic`, `mish`); `None`
+    /// for any other name.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "linear" => Activation::Linear,
@@ -92,6 +104,7 @@ impl Activation {
             _ => return None,
         })
     }
+    /// The activation's `.cfg` name (the inverse of [`Activation::parse`]).
     pub fn name(self) -> &'static str {
         match self {
             Activation::Linear => "linear",
@@ -141,20 +154,29 @@ impl Activation {
 /// `[convolutional]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conv {
+    /// Output channels.
     pub filters: usize,
+    /// Kernel side `k` (a square `k`×`k` window).
     pub size: usize,
+    /// Step between windows along both axes, in input pixels.
     pub stride: usize,
     /// Symmetric zero padding on every side.
     pub padding: usize,
+    /// Channel groups: input channels and filters are split into `groups` equal parts, each filter
+    /// reading only its part's `c/groups` input channels (1: an ordinary convolution).
     pub groups: usize,
+    /// The `.weights` record holds batch-norm statistics (folded into weights and biases on load).
     pub batch_normalize: bool,
+    /// Applied to every output after the bias.
     pub activation: Activation,
 }
 
 /// `[maxpool]` with Darknet's padding: the window starts at `-(padding/2)`; out-of-map cells never win.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MaxPool {
+    /// Window side `k` (a square `k`×`k` window).
     pub size: usize,
+    /// Step between windows along both axes, in input pixels.
     pub stride: usize,
     /// Total padding (Darknet's `padding`, default `size - 1`): `padding/2` before, the rest after.
     pub padding: usize,
@@ -170,20 +192,31 @@ impl MaxPool {
 /// `[region]`: the YOLOv2 detection head (an in-place activation of its input).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Region {
+    /// Class scores per box.
     pub classes: usize,
+    /// Box coordinates per box (4: x, y, w, h), stored before the objectness.
     pub coords: usize,
+    /// Boxes (anchors) per grid cell; the input has `num·(coords + classes + 1)` channels.
     pub num: usize,
+    /// Softmax over each box's class scores (else a logistic on each).
     pub softmax: bool,
+    /// Darknet's `background`: no logistic on the objectness, and the softmax also covers the
+    /// objectness channel.
     pub background: bool,
+    /// Anchor sizes `[w0, h0, w1, h1, …]` in grid cells, `2·num` numbers (empty when the cfg gives
+    /// none).
     pub anchors: Vec<f32>,
 }
 
 /// `[yolo]`: the YOLOv3 detection head.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Yolo {
+    /// Class scores per box; the input has `mask.len()·(classes + 5)` channels.
     pub classes: usize,
     /// Indices into `anchors` (pairs) used by this head; `mask.len()` boxes per cell.
     pub mask: Vec<usize>,
+    /// Every anchor size of the model `[w0, h0, w1, h1, …]` in input pixels, `2·num` numbers (empty
+    /// when the cfg gives none).
     pub anchors: Vec<f32>,
 }
 
@@ -191,36 +224,53 @@ pub struct Yolo {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum LayerKind {
+    /// `[convolutional]`.
     Conv(Conv),
+    /// `[maxpool]`.
     MaxPool(MaxPool),
     /// Global average pool to C×1×1.
     AvgPool,
     /// Softmax over channels (Darknet's `[softmax]` on a C×1×1 input, `groups` equal slices).
     Softmax {
+        /// Number of equal consecutive slices of the input, each normalized on its own.
         groups: usize,
+        /// Every input is divided by it before the exponential (never 0).
         temperature: f32,
     },
     /// Concatenate the outputs of `layers` along channels.
     Route {
+        /// Absolute indices of the source layers (all earlier than this one), in concatenation order;
+        /// their widths and heights are equal.
         layers: Vec<usize>,
     },
     /// Nearest-neighbour upsampling by `stride`, multiplied by `scale`.
     Upsample {
+        /// Integer factor along both axes (output `C × H·stride × W·stride`).
         stride: usize,
+        /// Multiplies every output value.
         scale: f32,
     },
     /// Darknet's `[reorg]` (space-to-depth with Darknet's exact index mapping).
     Reorg {
+        /// Block side `s`: a `C×H×W` input becomes `C·s² × H/s × W/s`.
         stride: usize,
     },
-    /// `activation(alpha·previous + beta·layers[from])`, same shapes.
+    /// `activation(alpha·previous + beta·layers[from])`, output shaped as the previous layer's; when
+    /// `from`'s width and height differ from it by an integer factor, only the positions the two
+    /// share are summed (see [`crate::reference::shortcut`]).
     Shortcut {
+        /// Absolute index of the earlier layer whose output is added.
         from: usize,
+        /// Applied after the sum, to every output.
         activation: Activation,
+        /// Weight of the previous layer's output.
         alpha: f32,
+        /// Weight of layer `from`'s output.
         beta: f32,
     },
+    /// `[region]`: the YOLOv2 detection head.
     Region(Region),
+    /// `[yolo]`: the YOLOv3 detection head.
     Yolo(Yolo),
 }
 
@@ -254,10 +304,13 @@ pub enum Source {
 /// One layer with its inferred shapes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Layer {
+    /// Position in [`Network::layers`] (Darknet's layer number, from 0).
     pub index: usize,
+    /// What the layer computes, with its parameters.
     pub kind: LayerKind,
     /// Shape of the primary input (the previous layer's output; for a route, its concatenated inputs).
     pub input: Shape,
+    /// Shape of the layer's output map.
     pub output: Shape,
 }
 
@@ -304,7 +357,9 @@ impl Layer {
 pub struct Network {
     /// Built-in model name or cfg path.
     pub name: String,
+    /// Shape of the network's input (`[net]` channels, height and width, or the size override).
     pub input: Shape,
+    /// The layers in execution order; `layers[i].index == i`.
     pub layers: Vec<Layer>,
 }
 

@@ -182,6 +182,30 @@ pub fn write_svg(path: &Path, title: &str, rows: &[SweepRow]) -> Result<()> {
         .border_style(BLACK)
         .draw()
         .map_err(|x| err(x.to_string()))?;
+    // Methods that fit no budget have no point: say what they would need.
+    let mut y = 0;
+    for method in METHODS {
+        if fit.iter().any(|r| r.method == method) {
+            continue;
+        }
+        let need = rows
+            .iter()
+            .filter(|r| r.method == method)
+            .map(|r| r.method_min_bytes)
+            .min()
+            .unwrap_or(0);
+        root.draw(&Text::new(
+            format!(
+                "{} needs {:.1} MiB: fits no budget",
+                label(method),
+                need as f64 / MIB
+            ),
+            (700, 150 + y),
+            ("sans-serif", 12).into_font().color(&color(method)),
+        ))
+        .map_err(|x| err(x.to_string()))?;
+        y += 16;
+    }
     root.present().map_err(|x| err(x.to_string()))?;
     Ok(())
 }

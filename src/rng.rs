@@ -1,14 +1,17 @@
 //! A tiny deterministic generator (SplitMix64) for synthetic weights and inputs: the same seed gives
 //! the same numbers on every machine and in every build.
 
+/// SplitMix64 state.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator for `seed` (the same seed always gives the same sequence).
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x6d61_6661_7400_0000)
     }
 
+    /// The next 64 uniformly distributed bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;

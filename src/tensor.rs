@@ -4,13 +4,18 @@ use crate::error::{Error, Result};
 use crate::network::Shape;
 use std::path::Path;
 
+/// A dense f32 tensor of one feature map, laid out C×H×W (row-major, channel planes one after the
+/// other).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// Channels, height and width.
     pub shape: Shape,
+    /// The `shape.len()` elements; element `(c, y, x)` is at index `(c·h + y)·w + x`.
     pub data: Vec<f32>,
 }
 
 impl Tensor {
+    /// A tensor of `shape` filled with 0.
     pub fn zeros(shape: Shape) -> Self {
         Tensor {
             shape,
@@ -28,6 +33,7 @@ impl Tensor {
         Tensor { shape, data }
     }
 
+    /// The element at channel `c`, row `y`, column `x` (no per-axis bounds check).
     #[inline]
     pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
         self.data[(c * self.shape.h + y) * self.shape.w + x]
@@ -73,6 +79,7 @@ impl Tensor {
         out
     }
 
+    /// Write [`Tensor::to_npy`]'s bytes to `path` (an I/O failure is [`Error::Io`]).
     pub fn write_npy(&self, path: &Path) -> Result<()> {
         std::fs::write(path, self.to_npy()).map_err(|e| Error::io(path, e))
     }

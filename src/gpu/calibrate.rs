@@ -50,8 +50,11 @@ pub fn calibration_key(ctx: &GpuContext, net: &Network) -> CalibrationKey {
 
 /// Progress of a calibration: `done` of `total` steps, what runs now.
 pub struct Progress<'a> {
+    /// Steps finished.
     pub done: usize,
+    /// Steps in all.
     pub total: usize,
+    /// What runs now.
     pub what: &'a str,
 }
 

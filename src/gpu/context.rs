@@ -9,9 +9,13 @@ pub const BLOCK_SIZES: std::ops::Range<u64> = (256 << 10)..(1 << 20);
 
 /// A device and queue plus what mafat needs to know about them.
 pub struct GpuContext {
+    /// The device, requested with every limit the adapter has.
     pub device: wgpu::Device,
+    /// The device's queue.
     pub queue: wgpu::Queue,
+    /// The adapter's name, backend, device type and driver.
     pub info: wgpu::AdapterInfo,
+    /// The adapter's limits (the device has all of them).
     pub limits: wgpu::Limits,
     /// GPU timestamp queries are available (timings come from the GPU, not the wall clock).
     pub timestamps: bool,

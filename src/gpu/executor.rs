@@ -1,7 +1,8 @@
-//! Untiled GPU execution of a network from a [`MemoryPlan`]: every buffer comes from the pool once,
-//! weights and parameters are uploaded through the staging buffer, each run uploads the input, records
-//! one command buffer (a compute pass per dispatch, copies for routes), waits, and reads the outputs
-//! back; detection heads run on the CPU.
+//! GPU execution of a network from a [`MemoryPlan`] (untiled, or fused and tiled as its configuration
+//! says): every buffer comes from the pool once, resident weights and the parameters are uploaded
+//! through the staging buffer, each run uploads the input, records one command buffer (a compute pass
+//! per group, a copy dispatch per route source; with per-group residency, one submit per group after
+//! its weights are uploaded), waits, and reads the outputs back; detection heads run on the CPU.
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
@@ -28,8 +29,12 @@ pub enum Timing {
 pub struct RunOutput {
     /// Output tensors, one per `Network::outputs()`.
     pub outputs: Vec<Tensor>,
-    /// Time of the network's compute work (upload and readback excluded).
+    /// Milliseconds of the network's compute work: with timestamps, from the start of the first
+    /// group's pass to the end of the last one; by the wall clock, from recording the first group to
+    /// the end of the wait for the last. The input upload and output readback are excluded; weight
+    /// uploads between groups (per-group residency) are included.
     pub compute_ms: f64,
+    /// How `compute_ms` and the group times were measured.
     pub timing: Timing,
     /// Per group that dispatches kernels: (its layers, ms), from timestamps when the device has
     /// them (untiled: one entry per layer).
@@ -43,6 +48,7 @@ pub struct RunOutput {
 /// group per dispatch.
 pub struct Executor {
     net: Network,
+    /// The plan whose buffers the executor holds and whose steps it runs.
     pub plan: MemoryPlan,
     buffers: Vec<PoolBuffer>,
     /// Per-group residency: each group's packed weights, uploaded when the group starts.
@@ -423,6 +429,7 @@ impl Executor {
         }
     }
 
+    /// The network it runs.
     pub fn network(&self) -> &Network {
         &self.net
     }

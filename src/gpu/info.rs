@@ -6,26 +6,38 @@ use serde::Serialize;
 /// The limits that decide which buffers, bindings and dispatches mafat may use.
 #[derive(Debug, Clone, Serialize)]
 pub struct LimitsReport {
+    /// Largest buffer, in bytes.
     pub max_buffer_size: u64,
+    /// Largest storage-buffer binding, in bytes.
     pub max_storage_buffer_binding_size: u64,
+    /// Most workgroups along any one dimension of a dispatch.
     pub max_compute_workgroups_per_dimension: u32,
+    /// Most invocations in one workgroup.
     pub max_compute_invocations_per_workgroup: u32,
+    /// Workgroup shared memory, in bytes.
     pub max_compute_workgroup_storage_size: u32,
 }
 
 /// One adapter as `mafat info` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AdapterReport {
+    /// The adapter's name, as the driver reports it.
     pub name: String,
+    /// The wgpu backend: `vulkan`, `metal`, `dx12`, `gl`, ...
     pub backend: String,
+    /// wgpu's device type: `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` or `Other`.
     pub device_type: String,
+    /// The driver's name.
     pub driver: String,
+    /// The driver's version or other details.
     pub driver_info: String,
     /// GPU timestamp queries (mafat times layers with them when present).
     pub timestamp_query: bool,
     /// Subgroup operations and the subgroup sizes (mafat's conv kernel shares weight loads with them).
     pub subgroups: bool,
+    /// Smallest and largest subgroup size, in lanes.
     pub subgroup_sizes: [u32; 2],
+    /// The limits that bound mafat's buffers, bindings and dispatches.
     pub limits: LimitsReport,
 }
 

@@ -15,17 +15,24 @@ pub enum Kernel {
     Conv,
     /// Grouped/depthwise conv: 1 output channel × 4 pixels per invocation.
     ConvGrouped,
+    /// Darknet max pool over a region: one output element per invocation.
     MaxPool,
+    /// Nearest-neighbour upsampling over a region: one output element per invocation.
     Upsample,
+    /// `[reorg]` on the whole map: one input element per invocation.
     Reorg,
+    /// `[shortcut]` on the whole map: one output element per invocation.
     Shortcut,
+    /// Global average pool: one channel per invocation.
     AvgPool,
+    /// `[softmax]`: one slice per invocation.
     Softmax,
     /// Copy a map into a channel offset of another (route).
     Copy,
 }
 
 impl Kernel {
+    /// Every kernel kind, in the order [`Pipelines::new`] compiles them.
     pub const ALL: [Kernel; 9] = [
         Kernel::Conv,
         Kernel::ConvGrouped,
@@ -38,6 +45,8 @@ impl Kernel {
         Kernel::Copy,
     ];
 
+    /// Short name (`conv2d`, `maxpool`, ...): the label of the kernel's shader module and pipeline,
+    /// and how messages name it.
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Conv => "conv2d",
@@ -105,32 +114,61 @@ impl Kernel {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
+    /// Channels of the layer's (primary) input map.
     pub in_c: u32,
+    /// Rows of the input region the input binding holds.
     pub in_h: u32,
+    /// Columns of the input region the input binding holds.
     pub in_w: u32,
+    /// Input channels per conv group (`in_c` for other layers).
     pub cin_g: u32,
+    /// Input-map row of the input binding's first row.
     pub in_y0: i32,
+    /// Input-map column of the input binding's first column.
     pub in_x0: i32,
+    /// Rows of the whole input map (zero padding, or never-winning pool cells, lie outside
+    /// `0..map_h`).
     pub map_h: i32,
+    /// Columns of the whole input map (padding lies outside `0..map_w`).
     pub map_w: i32,
+    /// Channels of the layer's output map.
     pub out_c: u32,
+    /// Rows of the output region the output binding holds.
     pub out_h: u32,
+    /// Columns of the output region the output binding holds.
     pub out_w: u32,
+    /// First channel written in the output binding (0 in every plan mafat makes).
     pub out_c_off: u32,
+    /// Output-map row of the output binding's first row.
     pub out_y0: i32,
+    /// Output-map column of the output binding's first column.
     pub out_x0: i32,
+    /// Output-map row of the first output row the dispatch computes.
     pub ry0: i32,
+    /// Output-map column of the first output column the dispatch computes.
     pub rx0: i32,
+    /// Output rows the dispatch computes.
     pub rh: u32,
+    /// Output columns the dispatch computes.
     pub rw: u32,
+    /// Conv filters (output channels).
     pub filters: u32,
+    /// Conv filters per group.
     pub cout_g: u32,
+    /// Window side (conv kernel or pool window).
     pub k: u32,
+    /// Conv or pool stride, upsampling factor or reorg block side.
     pub stride: u32,
+    /// Padding before the first row and column: the conv's padding, or a max pool's `padding/2`.
     pub pad: u32,
+    /// Activation code ([`act_code`]).
     pub act: u32,
+    /// Shortcut: weight of the previous layer; upsample: scale; softmax: temperature (else 1).
     pub alpha: f32,
+    /// Shortcut: weight of layer `from` (else 1).
     pub beta: f32,
+    /// Kernel-specific: shortcut `[from's c, h, w, stride, sample, 0]`; softmax `[groups, …]`; copy
+    /// `[elements, first destination element, …]`.
     pub extra: [u32; 6],
 }
 
@@ -180,6 +218,7 @@ impl Pipelines {
         Ok(Pipelines { pipes })
     }
 
+    /// The compiled pipeline of kernel `k`.
     pub fn get(&self, k: Kernel) -> &wgpu::ComputePipeline {
         &self
             .pipes

@@ -17,7 +17,7 @@ use std::ops::Range;
 /// What one configuration measured.
 #[derive(Debug, Clone)]
 pub struct Measured {
-    /// Median of the timed runs' `compute_ms`.
+    /// Median of the timed runs' `compute_ms` (NaN when no run was made).
     pub latency_ms: f64,
     /// Per group with dispatches: its layers, median ms of its pass, and median gap before it
     /// (0 for the first).
@@ -47,6 +47,7 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
 }
 
 impl<'a> Measurer<'a> {
+    /// Measure `net` on `ctx`'s adapter with seeded random weights and input (`random:0`).
     pub fn new(ctx: &'a GpuContext, pipelines: &'a Pipelines, net: &'a Network) -> Result<Self> {
         Ok(Measurer {
             ctx,
@@ -59,6 +60,7 @@ impl<'a> Measurer<'a> {
         })
     }
 
+    /// The adapter limits every configuration is planned for.
     pub fn limits(&self) -> &DeviceLimits {
         &self.limits
     }

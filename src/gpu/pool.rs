@@ -8,8 +8,11 @@ use crate::gpu::context::GpuContext;
 /// A buffer handed out by the pool. Give it back with [`BufferPool::release`].
 #[derive(Debug, Clone)]
 pub struct PoolBuffer {
+    /// The device buffer.
     pub buffer: wgpu::Buffer,
+    /// Its size in bytes, exactly as requested.
     pub size: u64,
+    /// Its usages (an idle buffer is reused only for the same size and usages).
     pub usage: wgpu::BufferUsages,
 }
 
@@ -22,11 +25,14 @@ pub struct PoolStats {
     pub held: u64,
     /// Highest `held` so far.
     pub peak: u64,
-    /// Buffers created / handed out again from the idle list.
+    /// Buffers created.
     pub created: u64,
+    /// Times an idle buffer was handed out again instead of creating one.
     pub reused: u64,
 }
 
+/// Budget-accounted device buffers: hands out, recycles and destroys them (see the module docs).
+/// Dropping the pool destroys its idle buffers.
 pub struct BufferPool {
     budget: Option<u64>,
     idle: Vec<PoolBuffer>,
@@ -43,10 +49,12 @@ impl BufferPool {
         }
     }
 
+    /// The byte budget (`None`: no limit).
     pub fn budget(&self) -> Option<u64> {
         self.budget
     }
 
+    /// The byte counts and buffer counters as of now.
     pub fn stats(&self) -> PoolStats {
         self.stats
     }

@@ -27,9 +27,11 @@ use std::collections::HashMap;
 /// What the harness compares.
 #[derive(Debug, Clone)]
 pub struct RegretOptions {
+    /// Budgets to compare at, in bytes.
     pub budgets: Vec<u64>,
     /// Allowed cut positions (a cut at `k` ends a group before layer `k`).
     pub cuts: Vec<usize>,
+    /// Most cuts in one reference configuration.
     pub max_cuts: usize,
     /// Largest square grid side.
     pub grids: usize,
@@ -42,18 +44,27 @@ pub struct RegretOptions {
 /// One reference configuration with its predicted peak and composed measured latency.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reference {
+    /// The configuration, in `--groups` syntax.
     pub config: String,
+    /// Its weight residency.
     pub residency: Residency,
+    /// The planner's predicted peak device bytes.
     pub peak_bytes: u64,
+    /// Milliseconds: the sum of its groups' measured pass times and the measured mean gaps before
+    /// them.
     pub composed_ms: f64,
 }
 
 /// A whole-configuration measurement.
 #[derive(Debug, Clone, Serialize)]
 pub struct WholeRun {
+    /// The configuration, in `--groups` syntax.
     pub config: String,
+    /// Its weight residency.
     pub residency: Residency,
+    /// Measured peak device bytes (the pool's peak).
     pub peak_bytes: u64,
+    /// Median latency of its whole runs, in ms.
     pub measured_ms: f64,
     /// Composed latency (reference configurations) or the model's prediction (the pick).
     pub estimate_ms: f64,
@@ -62,10 +73,14 @@ pub struct WholeRun {
 /// One budget's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct BudgetRow {
+    /// The budget, in bytes.
     pub budget_bytes: u64,
     /// Reference configurations that fit.
     pub fitting: usize,
+    /// The search's pick ([`crate::plan::search::fastest`]), run whole.
     pub pick: WholeRun,
+    /// The whole-run reference with the least measured median (the pick itself when it is a
+    /// reference configuration and wins).
     pub best: WholeRun,
     /// Every reference configuration run whole at this budget.
     pub verified: Vec<WholeRun>,
@@ -80,8 +95,11 @@ pub struct BudgetRow {
 
 /// Progress: done of total measurements, and what runs.
 pub struct Step<'a> {
+    /// Measurements finished.
     pub done: usize,
+    /// Measurements in all.
     pub total: usize,
+    /// What runs now.
     pub what: &'a str,
 }
 

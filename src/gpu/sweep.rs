@@ -48,23 +48,35 @@ struct Pick {
 /// One (budget, method) cell of the sweep.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepRow {
+    /// The budget, in bytes.
     pub budget_bytes: u64,
+    /// One of [`METHODS`].
     pub method: String,
     /// Whether anything of this method fits the budget; the rest describes that configuration.
     pub fits: bool,
     /// The least this method needs (its smallest configuration's peak), for a budget it misses.
     pub method_min_bytes: u64,
+    /// The configuration (`untiled` or groups like `0..8:4x4,8..16:1x1`); empty when nothing fits.
     pub config: String,
+    /// Arena mode: `layerwise` (liveness reuse) or `naive` (every map alive).
     pub mode: String,
+    /// Weight residency: `resident` or `per-group`.
     pub residency: String,
+    /// The planner's peak device bytes for it.
     pub predicted_peak_bytes: u64,
+    /// The buffer pool's peak device bytes while it ran.
     pub measured_peak_bytes: u64,
+    /// The cost model's latency, in ms.
     pub predicted_ms: f64,
-    /// Median of the timed runs, and their quartiles.
+    /// Median of the timed runs (`compute_ms`), in ms.
     pub latency_ms: f64,
+    /// First quartile of the timed runs, ms.
     pub latency_q1_ms: f64,
+    /// Third quartile of the timed runs, ms.
     pub latency_q3_ms: f64,
+    /// Timed runs behind the figures.
     pub runs: usize,
+    /// Multiply-accumulates computed over the untiled count (halo recomputation).
     pub mac_ratio: f64,
 }
 
@@ -183,6 +195,7 @@ pub fn sweep(
     progress: &mut dyn FnMut(Step<'_>),
 ) -> Result<Vec<SweepRow>> {
     cost.validate(net)?;
+    let runs = runs.max(1);
     // mafat reaches the least memory of all methods: if it fits no budget, nothing does.
     if let Some(&most) = budgets.iter().max() {
         fastest(net, most, cost, m.limits())?;

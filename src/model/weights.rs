@@ -16,8 +16,11 @@ pub const BN_EPSILON: f64 = 0.000001;
 /// Batch-norm statistics of one conv layer, as stored in the file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNorm {
+    /// Per-filter scale (γ).
     pub scales: Vec<f32>,
+    /// Per-filter rolling mean.
     pub mean: Vec<f32>,
+    /// Per-filter rolling variance (never negative in a file that loads).
     pub variance: Vec<f32>,
 }
 
@@ -26,7 +29,9 @@ pub struct BatchNorm {
 pub struct DarknetConv {
     /// Layer index in the network.
     pub layer: usize,
+    /// One bias per filter.
     pub biases: Vec<f32>,
+    /// Present when the layer has `batch_normalize=1`.
     pub batch_norm: Option<BatchNorm>,
     /// `[filters][c/groups][k][k]`.
     pub weights: Vec<f32>,
@@ -35,10 +40,16 @@ pub struct DarknetConv {
 /// The contents of a `.weights` file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DarknetWeights {
+    /// Format version, major part.
     pub major: i32,
+    /// Format version, minor part.
     pub minor: i32,
+    /// Format version, revision part.
     pub revision: i32,
+    /// Training images seen (stored in 8 bytes when `major·10 + minor ≥ 2`, else in 4; see the
+    /// module docs).
     pub seen: u64,
+    /// Every conv layer's record, in network order.
     pub convs: Vec<DarknetConv>,
 }
 
@@ -54,6 +65,7 @@ pub struct ConvParams {
 /// Folded parameters of a network, indexed by layer (`None` for layers without parameters).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights {
+    /// One entry per network layer: `Some` for each conv layer, `None` for every other layer.
     pub layers: Vec<Option<ConvParams>>,
 }
 
@@ -70,10 +82,13 @@ impl Weights {
 /// Where parameters come from: `FILE`, `random[:SEED]` or `int[:SEED]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WeightSource {
+    /// A Darknet `.weights` file, which must hold exactly the network's parameters.
     File(std::path::PathBuf),
-    /// Deterministic random floats, variance-scaled so deep stacks neither explode nor vanish.
+    /// Deterministic random floats, variance-scaled so deep stacks neither explode nor vanish; the
+    /// seed (see [`DarknetWeights::random`]).
     Random(u64),
-    /// Sparse small integers (weights in −2..=2, biases in −1..=1), for exact-arithmetic tests.
+    /// Sparse small integers (weights in −2..=2, biases in −1..=1), for exact-arithmetic tests; the
+    /// seed (see [`int_weights`]).
     Int(u64),
 }
 
@@ -260,7 +275,8 @@ impl DarknetWeights {
         Ok(())
     }
 
-    /// Serialize in Darknet's format (version 0.2.0, 8-byte `seen`).
+    /// Serialize in Darknet's format under this record's version (`seen` in 8 or 4 bytes, as
+    /// [`DarknetWeights::seen`] says; [`DarknetWeights::random`] makes version 0.2.0).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for v in [self.major, self.minor, self.revision] {

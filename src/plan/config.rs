@@ -21,8 +21,11 @@ use std::fmt;
 /// Layers `start..end` fused, their last output cut into `grid` tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Group {
+    /// First layer (inclusive).
     pub start: usize,
+    /// End layer (exclusive): the group's last layer is `end − 1`.
     pub end: usize,
+    /// The tiles its last layer's output map is cut into (`1x1`: one tile, the whole map).
     pub grid: Grid,
 }
 
@@ -56,6 +59,7 @@ impl fmt::Display for Group {
 /// A configuration as written: the groups of a contiguous layer range (empty: everything untiled).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Config {
+    /// The groups in layer order; layers before the first and after the last run untiled.
     pub groups: Vec<Group>,
 }
 

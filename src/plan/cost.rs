@@ -26,9 +26,13 @@ use serde::{Deserialize, Serialize};
 /// What a calibration was made for; a cached calibration is used only for the same key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalibrationKey {
+    /// The adapter's name.
     pub adapter: String,
+    /// The driver's name and details, space-separated.
     pub driver: String,
+    /// The wgpu backend, lowercase (e.g. `vulkan`).
     pub backend: String,
+    /// The network's name (built-in name or cfg path).
     pub model: String,
     /// Network input [C, H, W].
     pub input: [usize; 3],
@@ -41,32 +45,37 @@ pub struct CalibrationKey {
 /// One measured point: a dispatch of `invocations` working invocations took `ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CostPoint {
+    /// Working invocations of the dispatch.
     pub invocations: f64,
+    /// Its time, in milliseconds.
     pub ms: f64,
 }
 
 /// Measured dispatch times of one layer, sorted by invocations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerCost {
+    /// The layer's index in the network.
     pub layer: usize,
     /// The layer's type, for people reading the file.
     pub kind: String,
+    /// The measured points, sorted by invocations (empty for a layer that dispatches nothing).
     pub points: Vec<CostPoint>,
 }
 
 /// A calibrated latency model for one network on one adapter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostModel {
+    /// What the model was calibrated for.
     pub key: CalibrationKey,
     /// How the calibration runs were timed (`gpu-timestamps` or `wall-clock`).
     pub timing: String,
     /// One entry per layer of the network, in order.
     pub layers: Vec<LayerCost>,
-    /// Between the end of one group's compute pass and the start of the next.
+    /// Milliseconds between the end of one group's compute pass and the start of the next.
     pub pass_gap_ms: f64,
-    /// Per-group residency: fixed cost of one weight upload.
+    /// Per-group residency: fixed cost of one weight upload, in ms.
     pub upload_ms: f64,
-    /// Per-group residency: cost per MiB uploaded.
+    /// Per-group residency: cost per MiB uploaded, in ms.
     pub upload_ms_per_mib: f64,
 }
 
@@ -176,8 +185,9 @@ impl CostModel {
         self.layers[layer].dispatch_ms(invocations)
     }
 
-    /// Predicted time a group starting at `start` adds before its pass: nothing for the first group;
-    /// otherwise the pass gap and, when it uploads `upload_bytes` of weights, the upload.
+    /// Predicted milliseconds a group starting at layer `start` with `dispatches` dispatches adds before
+    /// its pass: nothing for the first group (`start == 0`) or one that dispatches nothing; otherwise
+    /// the pass gap and, when it uploads `upload_bytes` (> 0) of weights, the upload.
     pub fn transition_ms(&self, start: usize, dispatches: u64, upload_bytes: u64) -> f64 {
         if start == 0 || dispatches == 0 {
             return 0.0;

@@ -16,12 +16,16 @@ use std::path::Path;
 /// The adapter a plan or calibration was made on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdapterId {
+    /// The adapter's name.
     pub name: String,
+    /// The driver's name and details (as in [`CalibrationKey::driver`]).
     pub driver: String,
+    /// The wgpu backend, lowercase (e.g. `vulkan`).
     pub backend: String,
 }
 
 impl AdapterId {
+    /// The adapter a calibration with `key` was made on.
     pub fn of(key: &CalibrationKey) -> Self {
         AdapterId {
             name: key.adapter.clone(),
@@ -36,22 +40,34 @@ impl AdapterId {
 pub struct PlanFile {
     /// mafat version that wrote it.
     pub mafat: String,
+    /// The network's name (built-in name or cfg path).
     pub model: String,
+    /// [`network_hash`] of the network.
     pub network_hash: String,
     /// Network input [C, H, W].
     pub input: [usize; 3],
+    /// The adapter it was made on (that of the calibration used).
     pub adapter: AdapterId,
     /// The configuration, in `--groups` syntax.
     pub config: String,
+    /// Where conv weights live.
     pub residency: Residency,
+    /// The budget the plan was searched for, in bytes.
     pub budget_bytes: u64,
+    /// The planner's predicted peak device bytes.
     pub predicted_peak_bytes: u64,
+    /// The cost model's predicted latency, in ms.
     pub predicted_latency_ms: f64,
+    /// Multiply-accumulates computed over the untiled network's ([`MemoryPlan::mac_ratio`]).
+    ///
+    /// [`MemoryPlan::mac_ratio`]: crate::plan::memory::MemoryPlan::mac_ratio
     pub mac_ratio: f64,
+    /// What the predicted peak is made of (`mafat plan` always writes it).
     pub breakdown: Option<MemoryBreakdown>,
 }
 
 impl PlanFile {
+    /// Read a plan file (an I/O failure is [`Error::Io`], anything but a plan [`Error::Usage`]).
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| {
@@ -62,6 +78,7 @@ impl PlanFile {
         })
     }
 
+    /// Write the plan as pretty-printed JSON.
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("plans serialize");
         std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))

@@ -11,9 +11,13 @@ use std::fmt;
 /// An inclusive rectangle of a feature map: rows `y0..=y1`, columns `x0..=x1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Region {
+    /// First row (inclusive).
     pub y0: usize,
+    /// Last row (inclusive).
     pub y1: usize,
+    /// First column (inclusive).
     pub x0: usize,
+    /// Last column (inclusive).
     pub x1: usize,
 }
 
@@ -27,9 +31,11 @@ impl Region {
             x1: w - 1,
         }
     }
+    /// Rows: `y1 − y0 + 1`.
     pub fn height(&self) -> usize {
         self.y1 - self.y0 + 1
     }
+    /// Columns: `x1 − x0 + 1`.
     pub fn width(&self) -> usize {
         self.x1 - self.x0 + 1
     }
@@ -52,7 +58,9 @@ impl fmt::Display for Region {
 /// An `R×C` grid of tiles over a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Grid {
+    /// Tiles down the map (≥ 1).
     pub rows: usize,
+    /// Tiles across the map (≥ 1).
     pub cols: usize,
 }
 
@@ -77,7 +85,8 @@ impl fmt::Display for Grid {
 }
 
 /// Cut `0..len` into `parts` ranges of `ceil(len/parts)`, the last taking the remainder, as DeepThings
-/// does; `None` when a part would be empty.
+/// does, returned as inclusive `(first, last)` pairs; `None` when a part would be empty (or `len` or
+/// `parts` is 0).
 pub fn split(len: usize, parts: usize) -> Option<Vec<(usize, usize)>> {
     if parts == 0 || len == 0 {
         return None;

@@ -32,16 +32,23 @@ pub const STAGING_CHUNK: u64 = 1 << 20;
 /// The adapter limits the plan must respect (copied from `wgpu::Limits` so plans need no GPU).
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceLimits {
+    /// Largest buffer, in bytes.
     pub max_buffer_size: u64,
+    /// Largest storage-buffer binding, in bytes.
     pub max_storage_buffer_binding_size: u64,
+    /// Alignment of uniform-binding offsets, in bytes (the parameter blocks' stride is a multiple).
     pub min_uniform_buffer_offset_alignment: u64,
+    /// Alignment of storage-binding offsets, in bytes (arena items are rounded up to it).
     pub min_storage_buffer_offset_alignment: u64,
+    /// Most workgroups along any one dimension of a dispatch.
     pub max_compute_workgroups_per_dimension: u32,
-    /// The device records GPU timestamps (two queries per dispatch, resolved into buffers).
+    /// The device records GPU timestamps (two queries per group that dispatches kernels, resolved
+    /// into buffers).
     pub timestamps: bool,
 }
 
 impl DeviceLimits {
+    /// The limits the planner uses, copied from `l`; `timestamps`: the device records GPU timestamps.
     pub fn from_wgpu(l: &wgpu::Limits, timestamps: bool) -> Self {
         DeviceLimits {
             max_buffer_size: l.max_buffer_size,
@@ -54,13 +61,14 @@ impl DeviceLimits {
     }
 }
 
-/// Untiled execution modes (the baselines).
+/// How arena bytes are shared between items (the untiled baselines use both; mafat's own plans use
+/// [`Mode::Layerwise`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// Liveness reuse: a map's buffer is reused once its last consumer has run.
+    /// Liveness reuse: an item's arena bytes are reused once its last reader has run.
     Layerwise,
-    /// One buffer per layer output, all alive.
+    /// No two arena items share bytes: every map (and tile buffer) keeps its own for the whole run.
     Naive,
 }
 
@@ -89,6 +97,7 @@ impl Residency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BufferKind {
+    /// Conv weights and biases: one layer's resident buffer, or a group's weights in the arena.
     Weights,
     /// The arena of maps, tile buffers and per-group weights.
     Arena,
@@ -96,14 +105,20 @@ pub enum BufferKind {
     Map,
     /// A tile buffer of a fused group inside the arena.
     Tile,
+    /// The uniform buffer of every dispatch's parameters.
     Params,
+    /// Upload and readback staging, and the timestamp resolve and readback buffers.
     Staging,
 }
 
+/// One device buffer of an execution.
 #[derive(Debug, Clone, Serialize)]
 pub struct BufferSpec {
+    /// Its label for wgpu and messages (e.g. `layer 3 weights`, `feature-map arena`).
     pub label: String,
+    /// What it holds.
     pub kind: BufferKind,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -221,9 +236,13 @@ pub fn copy_workgroups(elements: usize) -> [u32; 3] {
 /// map (all channels) the binding holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Operand {
+    /// Index into [`MemoryPlan::buffers`].
     pub buffer: usize,
+    /// Byte offset of the binding in that buffer.
     pub offset: u64,
+    /// The region of the map the binding holds (map coordinates, inclusive), stored C×H×W.
     pub holds: Region,
+    /// Channels of the map (the binding holds all of them).
     pub channels: usize,
 }
 
@@ -237,8 +256,12 @@ impl Operand {
 /// Where a conv layer's packed weights are: buffer, byte offset, bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct WeightsAt {
+    /// Index into [`MemoryPlan::buffers`]: the layer's own buffer, or the arena under per-group
+    /// residency.
     pub buffer: usize,
+    /// Byte offset in that buffer.
     pub offset: u64,
+    /// Bytes of the packed weights and biases ([`conv_weight_bytes`]).
     pub bytes: u64,
 }
 
@@ -246,16 +269,25 @@ pub struct WeightsAt {
 /// source into `dst_element` of the output).
 #[derive(Debug, Clone, Serialize)]
 pub struct Dispatch {
+    /// The layer it computes (an index into `Network::layers`).
     pub layer: usize,
+    /// The kernel it runs.
     #[serde(skip)]
     pub kernel: Kernel,
+    /// The primary input: inside a fused group, the previous layer's tile buffer for every layer but
+    /// the first; else a full map (a route copy: the source copied).
     pub input: Operand,
     /// The shortcut's second input.
     pub second: Option<Operand>,
+    /// Where it writes: inside a fused group, a tile buffer for every layer but the last; else the
+    /// layer's full map.
     pub output: Operand,
+    /// The region of the layer's output it computes (output-map coordinates, inclusive; a route
+    /// copy: the whole output).
     pub region: Region,
     /// Route copies: first element of the output the source lands at.
     pub dst_element: u64,
+    /// Workgroup counts `[x, y, z]`.
     pub workgroups: [u32; 3],
     /// Multiply-accumulates of this dispatch (its region only).
     pub macs: u64,
@@ -264,17 +296,19 @@ pub struct Dispatch {
 /// One step of an execution, in order.
 #[derive(Debug, Clone, Serialize)]
 pub enum Step {
+    /// One kernel dispatch.
     Dispatch(Dispatch),
 }
 
 /// A group of the resolved configuration and its steps.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedGroup {
+    /// The group, with its grid.
     pub group: Group,
     /// Range of [`MemoryPlan::steps`].
     pub steps: std::ops::Range<usize>,
-    /// Per-group residency: where the group's weights are uploaded when it starts (arena offset and
-    /// bytes), and the conv layers whose weights they are.
+    /// Per-group residency: where the group's weights are uploaded when it starts, as (arena byte
+    /// offset, bytes); `None` with resident weights or for a group without conv layers.
     pub weights_upload: Option<(u64, u64)>,
 }
 
@@ -282,15 +316,21 @@ pub struct PlannedGroup {
 /// upload, g + 1 = group g).
 #[derive(Debug, Clone, Serialize)]
 pub struct ArenaItem {
+    /// What it is, for messages (e.g. `layer 7's output`, `group 0..8:2x2 tile buffer A`).
     pub what: String,
+    /// [`BufferKind::Map`], [`BufferKind::Tile`] or [`BufferKind::Weights`].
     pub kind: BufferKind,
-    /// Bytes it holds, and the bytes it takes (rounded up to the offset alignment).
+    /// Bytes it holds.
     pub bytes: u64,
+    /// Bytes it takes: `bytes` rounded up to the storage offset alignment.
     pub aligned: u64,
+    /// The step that creates it.
     pub created: usize,
+    /// The last step that needs it (`usize::MAX` for a map read back at the end).
     pub last_use: usize,
-    /// Bottom (false) or top (true) of the arena, and the distance from that end.
+    /// Placed at the top (true) or the bottom (false) of the arena.
     pub top: bool,
+    /// Distance in bytes from its end of the arena to its nearest byte.
     pub position: u64,
     /// Byte offset in the arena.
     pub offset: u64,
@@ -305,36 +345,47 @@ impl ArenaItem {
 /// The buffers of one execution, what lives where, and every step in order.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryPlan {
+    /// How arena bytes are shared.
     pub mode: Mode,
+    /// Where conv weights live.
     pub residency: Residency,
     /// The configuration as given.
     pub config: Config,
+    /// The resolved groups, covering every layer in order, with their steps.
     pub groups: Vec<PlannedGroup>,
+    /// Every device buffer, in allocation order; [`MemoryPlan::peak_bytes`] is their sum.
     pub buffers: Vec<BufferSpec>,
     /// Per layer: where its weights are during its group.
     pub weights: Vec<Option<WeightsAt>>,
-    /// The arena buffer and what it holds.
+    /// Index of the arena buffer in `buffers`.
     pub arena: usize,
+    /// Everything placed in the arena, in creation order (the network input first).
     pub items: Vec<ArenaItem>,
     /// Per layer: its full output map in the arena (None for CPU heads and layers inside a fused
     /// group other than its last).
     pub maps: Vec<Option<Operand>>,
     /// The network input map in the arena.
     pub input: Operand,
-    /// The uniform buffer of every dispatch's parameters (one block per dispatch, in step order),
-    /// and the stride between blocks.
+    /// Index of the uniform buffer of every dispatch's parameters (one block per dispatch, in step
+    /// order); `None` when nothing is dispatched.
     pub params: Option<usize>,
+    /// Bytes between two parameter blocks: [`PARAMS_BYTES`] rounded up to the uniform offset
+    /// alignment.
     pub params_stride: u64,
+    /// Every step, in execution order.
     pub steps: Vec<Step>,
+    /// Index of the upload staging buffer in `buffers`.
     pub upload: usize,
+    /// Index of the readback staging buffer in `buffers`.
     pub readback: usize,
-    /// Timestamp resolve and readback buffers (when the device records timestamps): two per group
-    /// with dispatches.
+    /// Indices of the timestamp resolve and readback buffers, when the device records timestamps
+    /// (each holds two 8-byte timestamps per group with dispatches).
     pub timestamps: Option<(usize, usize)>,
     /// Maps read back at the end (sources of the network outputs; heads run on the CPU).
     pub read_back: Vec<Source>,
-    /// The most arena bytes (aligned) alive at once, and the step where that happens.
+    /// The most arena bytes (aligned) alive at once.
     pub live_peak: u64,
+    /// The step where `live_peak` is reached (the earliest, on a tie).
     pub live_peak_step: usize,
     /// Multiply-accumulates computed over every dispatch (with tiling: halo work included).
     pub macs: u64,
@@ -343,6 +394,7 @@ pub struct MemoryPlan {
 /// The predicted peak and what it is made of at that moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryBreakdown {
+    /// The predicted peak device bytes: every buffer of the plan ([`MemoryPlan::peak_bytes`]).
     pub peak_bytes: u64,
     /// Conv weights: resident buffers, plus the current group's weights in the arena.
     pub weights: u64,
@@ -350,6 +402,7 @@ pub struct MemoryBreakdown {
     pub maps: u64,
     /// Tile buffers of the group running at the peak.
     pub tiles: u64,
+    /// The uniform parameter buffer.
     pub params: u64,
     /// Upload/readback staging and timestamp buffers.
     pub staging: u64,

@@ -41,6 +41,7 @@ const MAX_TRIES: usize = 64;
 /// One group the search may use, with its footprint and additive costs.
 #[derive(Debug, Clone)]
 pub struct Candidate {
+    /// The group, with its grid.
     pub group: Group,
     /// Aligned arena bytes alive while the group runs.
     pub footprint: u64,
@@ -383,7 +384,9 @@ fn compact(mut c: Config) -> Config {
 /// What the search chose for a budget.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Choice {
+    /// The configuration, without leading or trailing untiled single-layer groups.
     pub config: Config,
+    /// Where conv weights live.
     pub residency: Residency,
     /// Predicted peak device bytes (from the planner).
     pub peak_bytes: u64,
@@ -522,7 +525,7 @@ pub fn fastest_with(
     }
 }
 
-/// One partial configuration in [`cheapest_path`]: the largest footprint and summed additive bytes
+/// One partial configuration in [`cheapest_paths`]: the largest footprint and summed additive bytes
 /// and milliseconds of its groups, its last candidate and the label before it.
 struct Label {
     footprint: u64,
