@@ -196,11 +196,10 @@ pub fn write_svg(path: &Path, title: &str, rows: &[SweepRow]) -> Result<()> {
             .unwrap_or(0);
         root.draw(&Text::new(
             format!(
-                "{} needs {:.1} MiB: fits no budget",
-                label(method),
+                "{method} needs {:.1} MiB: fits no budget",
                 need as f64 / MIB
             ),
-            (700, 150 + y),
+            (712, 150 + y),
             ("sans-serif", 12).into_font().color(&color(method)),
         ))
         .map_err(|x| err(x.to_string()))?;
