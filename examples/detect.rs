@@ -147,9 +147,9 @@ pub fn detect(o: &Options) -> mafat::Result<Report> {
         })?
         .to_rgb8();
     draw(&mut picture, &detections, &names);
-    picture.save(&o.out).map_err(|e| Error::Image {
+    picture.save(&o.out).map_err(|e| Error::Io {
         path: o.out.clone(),
-        message: format!("cannot write: {e}"),
+        source: std::io::Error::other(e.to_string()),
     })?;
     Ok(Report {
         detections,

@@ -340,4 +340,53 @@ mod tests {
         let top = unletterbox(b(0.5, 52.0 / 416.0, 0.0, 0.0), 416, 416, 768, 576);
         assert!(top.y.abs() < 1e-6, "{top:?}");
     }
+
+    /// A 2×2-cell head on a 64×64 input: one box in cell (row 1, col 0) with centre offsets 0.5,
+    /// log-size 0, objectness 0.9 and class scores (0.2, 0.8).
+    fn one_box(head: &str) -> (crate::Network, Tensor) {
+        let text = format!(
+            "[net]\nwidth=64\nheight=64\nchannels=3\n[maxpool]\nsize=32\nstride=32\n[convolutional]\nfilters=7\nsize=1\nstride=1\nactivation=linear\n{head}"
+        );
+        let net = crate::model::cfg::parse(&text, "one box", None).unwrap();
+        let mut t = Tensor::zeros(crate::Shape::new(7, 2, 2));
+        let cell = 2; // row 1, col 0
+        for (k, v) in [0.5, 0.5, 0.0, 0.0, 0.9, 0.2, 0.8].into_iter().enumerate() {
+            t.data[k * 4 + cell] = v;
+        }
+        (net, t)
+    }
+
+    #[test]
+    fn region_boxes_use_anchors_in_grid_cells() {
+        let (net, t) = one_box("[region]\nanchors=1,1\nclasses=2\nnum=1\ncoords=4\nsoftmax=1\n");
+        let d = decode(&net, &[t], 64, 64, 0.5).unwrap();
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].class, 1);
+        assert!((d[0].score - 0.72).abs() < 1e-6);
+        // Centre (col + x) / 2, (row + y) / 2; size exp(0) · 1 cell of 2.
+        assert_eq!(d[0].bbox, b(0.25, 0.75, 0.5, 0.5));
+    }
+
+    #[test]
+    fn yolo_boxes_use_anchors_in_input_pixels() {
+        let (net, t) = one_box("[yolo]\nmask=0\nanchors=16,32\nclasses=2\nnum=1\n");
+        let d = decode(&net, &[t], 64, 64, 0.5).unwrap();
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].class, 1);
+        // Size exp(0) · 16 and 32 pixels of 64.
+        assert_eq!(d[0].bbox, b(0.25, 0.75, 0.25, 0.5));
+        // Below the threshold nothing is kept; the wrong number of tensors is an error.
+        assert!(
+            decode(
+                &net,
+                &[Tensor::zeros(crate::Shape::new(7, 2, 2))],
+                64,
+                64,
+                0.5
+            )
+            .unwrap()
+            .is_empty()
+        );
+        assert!(decode(&net, &[], 64, 64, 0.5).is_err());
+    }
 }
