@@ -677,8 +677,47 @@ fn parse_budgets(text: &str, min: u64, untiled: u64) -> Result<Vec<u64>> {
     Ok(v)
 }
 
+/// Progress of timed runs (sweep, regret): a bar on a terminal, otherwise a line on stderr at the
+/// start, the end and at most every ten seconds between.
+fn measuring_progress(what: &'static str) -> impl FnMut(mafat::gpu::regret::Step<'_>) {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(1);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{what} [{{bar:30}}] {{pos}}/{{len}} runs {{msg}} ({{elapsed}}, eta {{eta}})"
+            ))
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        b
+    });
+    let t0 = Instant::now();
+    let mut last_line: Option<Instant> = None;
+    move |s| match &bar {
+        Some(b) => {
+            b.set_length(s.total as u64);
+            b.set_position(s.done as u64);
+            b.set_message(s.what.to_string());
+            if s.done == s.total {
+                b.finish_and_clear();
+            }
+        }
+        None => {
+            if s.done == s.total || last_line.is_none_or(|t| t.elapsed().as_secs() >= 10) {
+                last_line = Some(Instant::now());
+                eprintln!(
+                    "{what} [{}/{} runs] {:.0} s: {}",
+                    s.done,
+                    s.total,
+                    t0.elapsed().as_secs_f64(),
+                    s.what
+                );
+            }
+        }
+    }
+}
+
 fn run_sweep(net: &mafat::Network, o: &SweepArgs) -> Result<()> {
-    use mafat::gpu::regret::Step;
     use mafat::gpu::sweep::{METHODS, sweep};
     let ctx = GpuContext::new(o.adapter.as_deref())?;
     let pipelines = Pipelines::new(&ctx)?;
@@ -713,42 +752,8 @@ fn run_sweep(net: &mafat::Network, o: &SweepArgs) -> Result<()> {
         &mut progress,
     )?;
     let measurer = mafat::gpu::measure::Measurer::new(&ctx, &pipelines, net)?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new(1);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "sweeping [{bar:30}] {pos}/{len} runs {msg} ({elapsed}, eta {eta})",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        b
-    });
     let t0 = Instant::now();
-    let mut last_line = Instant::now();
-    let mut step = |s: Step<'_>| match &bar {
-        Some(b) => {
-            b.set_length(s.total as u64);
-            b.set_position(s.done as u64);
-            b.set_message(s.what.to_string());
-            if s.done == s.total {
-                b.finish_and_clear();
-            }
-        }
-        None => {
-            // One line every few seconds at most: logs stay readable.
-            if s.done == 0 || s.done == s.total || last_line.elapsed().as_secs() >= 10 {
-                last_line = Instant::now();
-                eprintln!(
-                    "sweep [{}/{} runs] {:.0} s: {}",
-                    s.done,
-                    s.total,
-                    t0.elapsed().as_secs_f64(),
-                    s.what
-                );
-            }
-        }
-    };
+    let mut step = measuring_progress("sweep");
     let rows = sweep(&measurer, net, &cost, &budgets, o.runs.max(1), &mut step)?;
     let title = format!(
         "{} {}x{} on {}: latency against device memory",
@@ -821,7 +826,7 @@ fn run_sweep(net: &mafat::Network, o: &SweepArgs) -> Result<()> {
 }
 
 fn run_regret(net: &mafat::Network, o: &RegretArgs) -> Result<()> {
-    use mafat::gpu::regret::{RegretOptions, Step, reference_configs, regret};
+    use mafat::gpu::regret::{RegretOptions, reference_configs, regret};
     let n = net.layers.len();
     let cuts: Vec<usize> = if o.cuts.trim() == "all" {
         (1..n).collect()
@@ -880,35 +885,8 @@ fn run_regret(net: &mafat::Network, o: &RegretArgs) -> Result<()> {
         top: o.top.max(1),
     };
     let measurer = mafat::gpu::measure::Measurer::new(&ctx, &pipelines, net)?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new(1);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "measuring [{bar:30}] {pos}/{len} {msg} ({elapsed})",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        b
-    });
     let t0 = Instant::now();
-    let mut step = |s: Step<'_>| match &bar {
-        Some(b) => {
-            b.set_length(s.total as u64);
-            b.set_position(s.done as u64);
-            b.set_message(s.what.to_string());
-            if s.done == s.total {
-                b.finish_and_clear();
-            }
-        }
-        None => eprintln!(
-            "[{}/{}] {:.0} s: {}",
-            s.done,
-            s.total,
-            t0.elapsed().as_secs_f64(),
-            s.what
-        ),
-    };
+    let mut step = measuring_progress("regret");
     let (rows, refs) = regret(&measurer, net, &cost, &opts, &mut step)?;
     let calibration = match &source {
         CalibrationSource::File(p) => p.display().to_string(),

@@ -3,7 +3,7 @@
 
 mod chains;
 
-use chains::{Lcg, all_configs, random_small_chain, random_small_routed};
+use chains::{Lcg, all_configs, limits, random_small_chain, random_small_routed};
 use mafat::plan::cost::{CalibrationKey, CostModel, CostPoint, LayerCost};
 use mafat::plan::memory::{Residency, plan_with};
 use mafat::plan::search::{fastest, fastest_with, min_peak};
@@ -13,17 +13,6 @@ const GRID: usize = 4;
 const BOTH: [Residency; 2] = [Residency::Resident, Residency::PerGroup];
 use mafat::plan::{Config, DeviceLimits, Mode, plan_untiled};
 use mafat::{Error, Network, model};
-
-fn limits() -> DeviceLimits {
-    DeviceLimits {
-        max_buffer_size: (1 << 31) - 1,
-        max_storage_buffer_binding_size: 128 << 20,
-        min_uniform_buffer_offset_alignment: 256,
-        min_storage_buffer_offset_alignment: 256,
-        max_compute_workgroups_per_dimension: 65535,
-        timestamps: true,
-    }
-}
 
 /// A made-up but GPU-like cost model: per layer a fixed dispatch cost, a flat stretch until the
 /// "machine" is full, then time in proportion to workgroups (piecewise linear, several points).
@@ -68,6 +57,45 @@ fn synthetic_cost(net: &Network, r: &mut Lcg) -> CostModel {
     }
 }
 
+/// Every configuration (grids up to `grid`) and residency of `net`: its exact peak, predicted
+/// latency and name, from the planner. Configurations the rules forbid fail the test unless
+/// `skip_illegal`.
+fn brute_force(
+    net: &Network,
+    lim: &DeviceLimits,
+    cost: &CostModel,
+    grid: usize,
+    skip_illegal: bool,
+) -> Vec<(u64, f64, String)> {
+    let mut all = Vec::new();
+    for c in all_configs(net, grid) {
+        for res in BOTH {
+            match plan_with(net, &c, Mode::Layerwise, res, lim) {
+                Ok(p) => all.push((
+                    p.peak_bytes(),
+                    cost.plan_ms(net, &p),
+                    format!("{c} {res:?}"),
+                )),
+                Err(e) if !skip_illegal => panic!("{c}: {e}"),
+                Err(_) => {}
+            }
+        }
+    }
+    all
+}
+
+/// The smallest peak of `all`, and budgets to try: it, the largest, one byte under it and `random`
+/// more between.
+fn budgets(r: &mut Lcg, all: &[(u64, f64, String)], random: usize) -> (u64, Vec<u64>) {
+    let lo = all.iter().map(|a| a.0).min().unwrap();
+    let hi = all.iter().map(|a| a.0).max().unwrap();
+    let mut v = vec![lo, hi, lo - 1];
+    for _ in 0..random {
+        v.push(lo + r.next((hi - lo) as usize + 1) as u64);
+    }
+    (lo, v)
+}
+
 #[test]
 fn search_finds_the_brute_force_optimum_on_small_chains() {
     let mut r = Lcg(2026);
@@ -83,24 +111,8 @@ fn search_finds_the_brute_force_optimum_on_small_chains() {
             ..limits()
         };
         let cost = synthetic_cost(&net, &mut r);
-        // Every configuration and residency: its exact peak and predicted latency, from the planner.
-        let mut all: Vec<(u64, f64, String)> = Vec::new();
-        for c in all_configs(&net, GRID) {
-            for res in [Residency::Resident, Residency::PerGroup] {
-                let p = plan_with(&net, &c, Mode::Layerwise, res, &lim).unwrap();
-                all.push((
-                    p.peak_bytes(),
-                    cost.plan_ms(&net, &p),
-                    format!("{c} {res:?}"),
-                ));
-            }
-        }
-        let lo = all.iter().map(|a| a.0).min().unwrap();
-        let hi = all.iter().map(|a| a.0).max().unwrap();
-        let mut budgets = vec![lo, hi, lo.saturating_sub(1)];
-        for _ in 0..6 {
-            budgets.push(lo + r.next((hi - lo) as usize + 1) as u64);
-        }
+        let all = brute_force(&net, &lim, &cost, GRID, false);
+        let (lo, budgets) = budgets(&mut r, &all, 6);
         for budget in budgets {
             let best = all
                 .iter()
@@ -158,25 +170,9 @@ fn search_handles_routes_close_to_the_brute_force_optimum() {
             ..limits()
         };
         let cost = synthetic_cost(&net, &mut r);
-        let mut all: Vec<(u64, f64, String)> = Vec::new();
-        for c in all_configs(&net, 2) {
-            for res in BOTH {
-                // Groups over a route or across a map read later are not allowed: skip them.
-                if let Ok(p) = plan_with(&net, &c, Mode::Layerwise, res, &lim) {
-                    all.push((
-                        p.peak_bytes(),
-                        cost.plan_ms(&net, &p),
-                        format!("{c} {res:?}"),
-                    ));
-                }
-            }
-        }
-        let lo = all.iter().map(|a| a.0).min().unwrap();
-        let hi = all.iter().map(|a| a.0).max().unwrap();
-        let mut budgets = vec![lo, hi, lo - 1];
-        for _ in 0..4 {
-            budgets.push(lo + r.next((hi - lo) as usize + 1) as u64);
-        }
+        // Groups over a route or across a map read later are not allowed: skipped.
+        let all = brute_force(&net, &lim, &cost, 2, true);
+        let (lo, budgets) = budgets(&mut r, &all, 4);
         for budget in budgets {
             let best = all
                 .iter()

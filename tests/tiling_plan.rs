@@ -3,22 +3,10 @@
 
 mod chains;
 
-use chains::{Lcg, all_configs, random_chain, random_config};
+use chains::{Lcg, all_configs, limits, random_chain, random_config};
 use mafat::plan::memory::BufferKind;
 use mafat::plan::{Config, DeviceLimits, Group, Mode, geometry::Grid, plan, plan_untiled};
 use mafat::{LayerKind, Network, model};
-
-/// Limits like lavapipe's (2 GiB buffers, 128 MiB storage bindings).
-fn limits() -> DeviceLimits {
-    DeviceLimits {
-        max_buffer_size: (1 << 31) - 1,
-        max_storage_buffer_binding_size: 128 << 20,
-        min_uniform_buffer_offset_alignment: 256,
-        min_storage_buffer_offset_alignment: 256,
-        max_compute_workgroups_per_dimension: 65535,
-        timestamps: true,
-    }
-}
 
 /// DeepThings' cut of `0..len` into `parts` ceil-sized ranges, written out again.
 fn cut(len: usize, parts: usize) -> Vec<(usize, usize)> {

@@ -3,7 +3,19 @@
 
 use mafat::Network;
 use mafat::model::cfg;
-use mafat::plan::{Config, Group, geometry::Grid};
+use mafat::plan::{Config, DeviceLimits, Group, geometry::Grid};
+
+/// Limits like lavapipe's (2 GiB buffers, 128 MiB storage bindings).
+pub fn limits() -> DeviceLimits {
+    DeviceLimits {
+        max_buffer_size: (1 << 31) - 1,
+        max_storage_buffer_binding_size: 128 << 20,
+        min_uniform_buffer_offset_alignment: 256,
+        min_storage_buffer_offset_alignment: 256,
+        max_compute_workgroups_per_dimension: 65535,
+        timestamps: true,
+    }
+}
 
 /// A small deterministic generator (the tests must be reproducible).
 pub struct Lcg(pub u64);
