@@ -36,15 +36,15 @@
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
 use mafat::Network;
-use mafat::gpu::calibrate::{CalibrationSource, load_or_calibrate};
-use mafat::gpu::{BufferPool, Executor, GpuContext, Pipelines, Timing};
+use mafat::gpu::Timing;
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::memory::{MemoryPlan, plan_with};
 use mafat::plan::search::min_peak;
-use mafat::plan::{Choice, Config, CostModel, DeviceLimits, Mode, Residency, fastest};
+use mafat::plan::{Choice, Config, CostModel, MemoryPlan, Mode, Residency, fastest};
 use mafat::tensor::Tensor;
+use mafat::tune::{CalibrationSource, load_or_calibrate};
 use mafat::units::{human, parse_bytes};
+use mafat::{Session, SessionOptions};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -128,15 +128,11 @@ fn budget_name(bytes: u64) -> String {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use mafat::tune::median;
 
 /// Everything a network case needs, shared by all of them.
 struct Gpu<'a> {
-    ctx: &'a GpuContext,
-    pipes: &'a Pipelines,
+    session: &'a Session,
     net: &'a Network,
     weights: &'a model::weights::Weights,
     input: &'a Tensor,
@@ -158,22 +154,21 @@ fn bench_network(
     let config = plan.config.to_string();
     let residency = plan.residency;
     let planned_peak = plan.peak_bytes();
-    let mut pool = BufferPool::new(budget);
-    let ex = match Executor::new(g.ctx, g.pipes, g.net, g.weights, plan, &mut pool) {
+    let ex = match g.session.prepare(g.net, g.weights, plan, budget) {
         Ok(ex) => ex,
         Err(e) => {
             eprintln!("{id}: SKIPPED, preparing it failed: {e}");
             return Vec::new();
         }
     };
-    ex.run(g.ctx, g.pipes, g.input)
+    ex.run(g.input)
         .unwrap_or_else(|e| panic!("{id}: warm-up run failed: {e}"));
     let t = Instant::now();
     let first = ex
-        .run(g.ctx, g.pipes, g.input)
+        .run(g.input)
         .unwrap_or_else(|e| panic!("{id}: timed run failed: {e}"));
     let wall = t.elapsed();
-    let stats = pool.stats();
+    let stats = ex.pool_stats();
     eprintln!(
         "{id}: --groups {config} --residency {}; pool peak {} B ({}) of budget {}; planned peak {} B{}; \
          one run: {:.1} ms device ({}), {:.1} ms wall",
@@ -203,7 +198,7 @@ fn bench_network(
             let mut ms = 0.0;
             for _ in 0..iters {
                 let out = ex
-                    .run(g.ctx, g.pipes, black_box(g.input))
+                    .run(black_box(g.input))
                     .unwrap_or_else(|e| panic!("{id}: run failed: {e}"));
                 ms += out.compute_ms;
                 layer_ms.push(out.group_ms);
@@ -211,7 +206,6 @@ fn bench_network(
             Duration::from_secs_f64(ms / 1e3)
         })
     });
-    ex.release(&mut pool);
     layer_ms
 }
 
@@ -291,17 +285,16 @@ fn main() {
     let filter = Filter::from_args(&args);
     let cli_measurement_time = args.iter().any(|a| a == "--measurement-time");
 
-    let ctx = match GpuContext::new(None) {
-        Ok(ctx) => ctx,
+    let session = match Session::new(&SessionOptions::default()) {
+        Ok(s) => s,
         Err(e @ mafat::Error::NoAdapter(_)) if std::env::var_os("WGPU_ADAPTER_NAME").is_none() => {
             eprintln!("yolov2_16: SKIPPED, no GPU adapter: {e}");
             return;
         }
         Err(e) => exit_with(&format!("cannot open the GPU: {e}")),
     };
-    let pipes = Pipelines::new(&ctx).expect("compiling the pipelines");
-    let limits = DeviceLimits::from_wgpu(&ctx.limits, ctx.timestamps);
     let net = model::load(MODEL, Some(size)).expect("loading the built-in yolov2-16");
+    let planner = session.planner(&net).expect("planning yolov2-16");
     let weights = WeightSource::Random(0)
         .load(&net)
         .expect("generating random weights");
@@ -317,8 +310,8 @@ fn main() {
         size.0,
         size.1,
         flop as f64 / 1e9,
-        ctx.adapter_name(),
-        if ctx.timestamps {
+        session.adapter_name(),
+        if session.context().timestamps {
             "GPU timestamps"
         } else {
             "no timestamp queries: device time is the wall clock around submit and wait"
@@ -340,7 +333,7 @@ fn main() {
              first time takes minutes on a CPU adapter)"
         );
         let t = Instant::now();
-        let (cost, source) = load_or_calibrate(&ctx, Some(&pipes), &net, None, &mut |_| {})
+        let (cost, source) = load_or_calibrate(&session, &net, None, &mut |_| {})
             .expect("loading or calibrating the cost model");
         match source {
             CalibrationSource::File(p) => eprintln!("yolov2_16: cost model from {}", p.display()),
@@ -357,7 +350,7 @@ fn main() {
         .map(|&b| {
             let choice = cost
                 .as_ref()
-                .and_then(|cost| match fastest(&net, b, cost, &limits) {
+                .and_then(|cost| match fastest(&planner, b, cost) {
                     Ok(c) => Some(c),
                     Err(e @ mafat::Error::NoFit { .. }) => {
                         eprintln!("{name}/mafat-{}: SKIPPED: {e}", budget_name(b));
@@ -373,8 +366,7 @@ fn main() {
         .sample_size(SAMPLES)
         .configure_from_args();
     let gpu = Gpu {
-        ctx: &ctx,
-        pipes: &pipes,
+        session: &session,
         net: &net,
         weights: &weights,
         input: &input,
@@ -388,14 +380,9 @@ fn main() {
             .warm_up_time(Duration::from_millis(1)) // one call: the case ran its warm-up already
             .throughput(Throughput::Elements(flop));
         if filter.wants(&format!("{name}/untiled")) {
-            let plan = plan_with(
-                &net,
-                &Config::untiled(),
-                Mode::Layerwise,
-                Residency::Resident,
-                &limits,
-            )
-            .expect("planning the untiled run");
+            let plan = planner
+                .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
+                .expect("planning the untiled run");
             let runs = bench_network(&mut group, &gpu, "untiled", plan, None, None);
             if !runs.is_empty() {
                 print_layer_table(&net, runs);
@@ -407,14 +394,9 @@ fn main() {
             if !filter.wants(&format!("{name}/{case}")) {
                 continue;
             }
-            let plan = plan_with(
-                &net,
-                &choice.config,
-                Mode::Layerwise,
-                choice.residency,
-                &limits,
-            )
-            .unwrap_or_else(|e| panic!("planning {case} ({}): {e}", choice.config));
+            let plan = planner
+                .plan(&choice.config, Mode::Layerwise, choice.residency)
+                .unwrap_or_else(|e| panic!("planning {case} ({}): {e}", choice.config));
             bench_network(&mut group, &gpu, &case, plan, Some(*budget), Some(choice));
         }
         group.finish();
@@ -427,11 +409,10 @@ fn main() {
             .filter(|(_, c)| c.is_some())
             .map(|(b, _)| *b)
             .collect();
-        let budget = fitting.get(fitting.len() / 2).copied().unwrap_or_else(|| {
-            min_peak(&net, &limits)
-                .expect("searching the smallest peak")
-                .0
-        });
+        let budget = fitting
+            .get(fitting.len() / 2)
+            .copied()
+            .unwrap_or_else(|| min_peak(&planner).expect("searching the smallest peak").0);
         let mut group = c.benchmark_group(&plan_name);
         group.sample_size(SAMPLES);
         if !cli_measurement_time {
@@ -439,12 +420,12 @@ fn main() {
         }
         group.bench_function(format!("fastest-{}", budget_name(budget)), |b| {
             b.iter(|| {
-                fastest(black_box(&net), black_box(budget), cost, &limits)
+                fastest(black_box(&planner), black_box(budget), cost)
                     .expect("searching the fastest configuration")
             })
         });
         group.bench_function("min_peak", |b| {
-            b.iter(|| min_peak(black_box(&net), &limits).expect("searching the smallest peak"))
+            b.iter(|| min_peak(black_box(&planner)).expect("searching the smallest peak"))
         });
         group.finish();
     }

@@ -19,14 +19,11 @@
 #![allow(dead_code)]
 
 use clap::Parser;
-use mafat::detect::{Detection, decode, draw, nms};
-use mafat::gpu::calibrate::load_or_calibrate;
-use mafat::gpu::{BufferPool, Executor, GpuContext, Pipelines};
+use mafat::detect::{Detection, decode, draw, nms, nms_best_class};
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::memory::{Residency, plan_with};
-use mafat::plan::{Config, DeviceLimits, Mode, fastest};
-use mafat::{Error, Tensor};
+use mafat::plan::{Config, Mode, Residency};
+use mafat::{BudgetOptions, Error, Session, SessionOptions, Tensor};
 use std::path::PathBuf;
 
 /// Options of the detector (also what the test passes).
@@ -63,6 +60,10 @@ pub struct Options {
     /// Latency calibration file to use (measured and written there when missing).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// One class per box (its most probable), instead of every class that passes the threshold as
+    /// Darknet prints them.
+    #[arg(long)]
+    pub best_class: bool,
 }
 
 /// What one detection run did and found.
@@ -102,35 +103,38 @@ pub fn detect(o: &Options) -> mafat::Result<Report> {
         None => Vec::new(),
     };
 
-    let ctx = GpuContext::new(None)?;
-    let pipelines = Pipelines::new(&ctx)?;
-    let limits = DeviceLimits::from_wgpu(&ctx.limits, ctx.timestamps);
+    let session = Session::new(&SessionOptions::default())?;
     let budget = o
         .budget
         .as_deref()
         .map(mafat::units::parse_bytes)
         .transpose()?;
-    let (config, residency) = match budget {
+    let plan = match budget {
         Some(b) => {
-            let (cost, _) = load_or_calibrate(
-                &ctx,
-                Some(&pipelines),
-                &net,
-                o.calibration.as_deref(),
-                &mut |p| log::info!("calibrating: {} ({}/{})", p.what, p.done, p.total),
-            )?;
-            let choice = fastest(&net, b, &cost, &limits)?;
-            (choice.config, choice.residency)
+            let options = BudgetOptions {
+                calibration: o.calibration.as_deref(),
+                ..BudgetOptions::default()
+            };
+            let mut progress = |p: mafat::tune::Progress<'_>| {
+                log::info!("calibrating: {} ({}/{})", p.what, p.done, p.total)
+            };
+            session
+                .plan_for_budget(&net, b, &options, &mut progress)?
+                .plan
         }
-        None => (Config::untiled(), Residency::Resident),
+        None => session.plan(
+            &net,
+            &Config::untiled(),
+            Mode::Layerwise,
+            Residency::Resident,
+        )?,
     };
-    let plan = plan_with(&net, &config, Mode::Layerwise, residency, &limits)?;
-    let predicted = plan.peak_bytes();
-    let mut pool = BufferPool::new(budget); // refuses any allocation past the budget
-    let ex = Executor::new(&ctx, &pipelines, &net, &weights, plan, &mut pool)?;
-    let out = ex.run(&ctx, &pipelines, &input);
-    ex.release(&mut pool);
-    let out = out?;
+    let (config, residency, predicted) = (plan.config.clone(), plan.residency, plan.peak_bytes());
+    // The pool refuses any allocation past the budget; dropping `prepared` returns its buffers.
+    let prepared = session.prepare(&net, &weights, plan, budget)?;
+    let out = prepared.run(&input)?;
+    let measured = prepared.pool_stats().peak;
+    drop(prepared);
 
     let found = decode(
         &net,
@@ -139,7 +143,10 @@ pub fn detect(o: &Options) -> mafat::Result<Report> {
         image_h as usize,
         o.thresh,
     )?;
-    let detections = nms(found, o.nms);
+    let detections = match o.best_class {
+        true => nms_best_class(found, o.nms),
+        false => nms(found, o.nms),
+    };
     let mut picture = image::open(&o.image)
         .map_err(|e| Error::Image {
             path: o.image.clone(),
@@ -157,20 +164,26 @@ pub fn detect(o: &Options) -> mafat::Result<Report> {
         config,
         residency,
         predicted_peak_bytes: predicted,
-        measured_peak_bytes: pool.stats().peak,
+        measured_peak_bytes: measured,
         outputs: out.outputs,
         compute_ms: out.compute_ms,
     })
 }
 
-/// `name score% (left, top)-(right, bottom)` in pixels of an image of `w`×`h`.
-pub fn describe(d: &Detection, names: &[String], w: u32, h: u32) -> String {
-    let name = names
-        .get(d.class)
-        .cloned()
-        .unwrap_or_else(|| format!("class {}", d.class));
+/// One line per class of the box, as Darknet prints them: `name: score% (left, top)-(right,
+/// bottom)` in pixels of an image of `w`×`h`.
+pub fn describe(d: &Detection, names: &[String], w: u32, h: u32) -> Vec<String> {
     let (l, t, r, b) = d.bbox.pixels(w, h);
-    format!("{name}: {:.0}% ({l}, {t})-({r}, {b})", d.score * 100.0)
+    d.classes
+        .iter()
+        .map(|&(c, p)| {
+            let name = names
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| format!("class {c}"));
+            format!("{name}: {:.0}% ({l}, {t})-({r}, {b})", p * 100.0)
+        })
+        .collect()
 }
 
 fn main() {
@@ -192,7 +205,9 @@ fn main() {
                 r.compute_ms
             );
             for d in &r.detections {
-                println!("{}", describe(d, &r.names, w, h));
+                for line in describe(d, &r.names, w, h) {
+                    println!("{line}");
+                }
             }
             println!("wrote {}", o.out.display());
         }

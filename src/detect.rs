@@ -50,13 +50,17 @@ impl BoxRel {
     }
 }
 
-/// One detected object: its best class and that class's probability (objectness × class score).
+/// One detected object: every class whose probability (objectness × class score) passes the
+/// threshold, as Darknet reports them, and the best of them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
     /// Index of the best class (a line of the names file, e.g. `coco.names`).
     pub class: usize,
     /// Objectness × that class's probability.
     pub score: f32,
+    /// Every class above the threshold with its probability, the most probable first (`class`,
+    /// `score` is the first).
+    pub classes: Vec<(usize, f32)>,
     /// The head's objectness for this box (after its logistic).
     pub objectness: f32,
     /// Where, in the original image.
@@ -138,12 +142,15 @@ pub fn decode(
                     if objectness <= threshold {
                         continue;
                     }
-                    let (class, p) = (0..classes)
+                    let mut above: Vec<(usize, f32)> = (0..classes)
                         .map(|c| (c, objectness * at(coords + 1 + c)))
-                        .fold((0, f32::MIN), |b, x| if x.1 > b.1 { x } else { b });
-                    if p <= threshold {
+                        .filter(|&(_, p)| p > threshold)
+                        .collect();
+                    if above.is_empty() {
                         continue;
                     }
+                    above.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    let (class, p) = above[0];
                     let net_box = BoxRel {
                         x: (col as f32 + at(0)) / lw as f32,
                         y: (row as f32 + at(1)) / lh as f32,
@@ -153,6 +160,7 @@ pub fn decode(
                     dets.push(Detection {
                         class,
                         score: p,
+                        classes: above,
                         objectness,
                         bbox: unletterbox(net_box, net.input.w, net.input.h, image_w, image_h),
                     });
@@ -190,21 +198,50 @@ pub fn unletterbox(
     }
 }
 
-/// Non-maximum suppression per class: highest score first, dropping any box of the same class
-/// that overlaps a kept one by more than `iou` (Darknet uses 0.45). Returns the kept detections,
-/// highest score first.
+/// Non-maximum suppression as Darknet's `do_nms_sort` does it: for each class, boxes in order of
+/// that class's probability, a box drops the class from every later box it overlaps by more than
+/// `iou` (Darknet uses 0.45). A box left with no class is dropped. Returns the rest, highest best
+/// score first; a box may keep several classes (Darknet prints each).
 pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
-    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::new();
-    for d in dets {
-        if !kept
-            .iter()
-            .any(|k| k.class == d.class && k.bbox.iou(&d.bbox) > iou)
-        {
-            kept.push(d);
+    let prob = |d: &Detection, k: usize| d.classes.iter().find(|c| c.0 == k).map_or(0.0, |c| c.1);
+    let mut classes: Vec<usize> = dets
+        .iter()
+        .flat_map(|d| d.classes.iter().map(|c| c.0))
+        .collect();
+    classes.sort();
+    classes.dedup();
+    for k in classes {
+        let mut order: Vec<usize> = (0..dets.len())
+            .filter(|&i| prob(&dets[i], k) > 0.0)
+            .collect();
+        order.sort_by(|&a, &b| prob(&dets[b], k).total_cmp(&prob(&dets[a], k)));
+        for (n, &i) in order.iter().enumerate() {
+            if prob(&dets[i], k) == 0.0 {
+                continue;
+            }
+            let a = dets[i].bbox;
+            for &j in &order[n + 1..] {
+                if a.iou(&dets[j].bbox) > iou {
+                    dets[j].classes.retain(|c| c.0 != k);
+                }
+            }
         }
     }
-    kept
+    dets.retain(|d| !d.classes.is_empty());
+    for d in dets.iter_mut() {
+        (d.class, d.score) = d.classes[0];
+    }
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    dets
+}
+
+/// The best-class view: each box keeps only its most probable class, then non-maximum
+/// suppression per class on those (one class per box).
+pub fn nms_best_class(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    for d in dets.iter_mut() {
+        d.classes.truncate(1);
+    }
+    nms(dets, iou)
 }
 
 /// Draw each detection's box and a label (`name score%`) on `image`, in a colour per class.
@@ -229,10 +266,15 @@ pub fn draw(image: &mut image::RgbImage, dets: &[Detection], names: &[String]) {
                 image.put_pixel(r, y, color);
             }
         }
-        let name = names
-            .get(d.class)
-            .map_or_else(|| d.class.to_string(), |n| n.clone());
-        let label = format!("{name} {:.0}%", d.score * 100.0);
+        let label = d
+            .classes
+            .iter()
+            .map(|&(c, p)| {
+                let name = names.get(c).map_or_else(|| c.to_string(), |n| n.clone());
+                format!("{name} {:.0}%", p * 100.0)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let scale = (w.min(h) / 300).clamp(1, 3);
         let (lw, lh) = (label.len() as u32 * 8 * scale + 4, 8 * scale + 4);
         let ly = if t >= lh { t - lh } else { t };
@@ -308,14 +350,19 @@ mod tests {
         assert!((v - 0.02 / 0.06).abs() < 1e-6, "{v}");
     }
 
+    fn det(classes: &[(usize, f32)], x: f32) -> Detection {
+        Detection {
+            class: classes[0].0,
+            score: classes[0].1,
+            classes: classes.to_vec(),
+            objectness: classes[0].1,
+            bbox: b(x, 0.5, 0.2, 0.2),
+        }
+    }
+
     #[test]
     fn nms_keeps_the_best_of_overlapping_boxes_per_class() {
-        let d = |class, score, x| Detection {
-            class,
-            score,
-            objectness: score,
-            bbox: b(x, 0.5, 0.2, 0.2),
-        };
+        let d = |class, score, x| det(&[(class, score)], x);
         let kept = nms(
             vec![
                 d(0, 0.6, 0.5),
@@ -327,6 +374,26 @@ mod tests {
         );
         let got: Vec<(usize, f32)> = kept.iter().map(|k| (k.class, k.score)).collect();
         assert_eq!(got, vec![(0, 0.9), (0, 0.8), (1, 0.7)]);
+    }
+
+    /// Darknet's view: a box keeps every class that passes, and loses a class only to a box that is
+    /// more probable in that class (the truck of dog.jpg is also "car 52%").
+    #[test]
+    fn nms_keeps_every_class_that_passes_as_darknet_does() {
+        let truck = det(&[(7, 0.56), (2, 0.52)], 0.5);
+        let car_far = det(&[(2, 0.61)], 0.9);
+        let kept = nms(vec![truck.clone(), car_far.clone()], 0.45);
+        assert_eq!(kept[0].classes, vec![(2, 0.61)]);
+        assert_eq!(kept[1].classes, vec![(7, 0.56), (2, 0.52)]);
+        // A car box overlapping the truck's, more probable as a car, takes its car class.
+        let car_near = det(&[(2, 0.7)], 0.52);
+        let kept = nms(vec![truck.clone(), car_near], 0.45);
+        let t = kept.iter().find(|d| d.class == 7).unwrap();
+        assert_eq!(t.classes, vec![(7, 0.56)]);
+        // The best-class view keeps one class per box.
+        let one = nms_best_class(vec![truck, car_far], 0.45);
+        assert!(one.iter().all(|d| d.classes.len() == 1));
+        assert_eq!(one.iter().map(|d| d.class).collect::<Vec<_>>(), vec![2, 7]);
     }
 
     #[test]

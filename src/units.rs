@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 pub fn parse_bytes(s: &str) -> Result<u64> {
     let bad = || {
         Error::Usage(format!(
-            "`{s}`: expected a byte size such as 123, 64KiB, 48MiB, 1.5GiB or 50MB"
+            "`{}`: expected a byte size such as 123, 64KiB, 48MiB, 1.5GiB or 50MB",
+            prefix(s)
         ))
     };
     let t = s.trim();
@@ -37,6 +38,16 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
         return Err(bad());
     }
     Ok(bytes as u64)
+}
+
+/// At most the first 40 characters of a user's value, for quoting it in an error message (a bad
+/// value may be a whole file pasted into an option).
+pub fn prefix(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
 }
 
 /// `12.3 MiB`-style rendering for reports.

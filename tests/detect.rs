@@ -9,7 +9,7 @@ mod gpu_common;
 mod detect_example;
 
 use detect_example::{Options, detect};
-use mafat::plan::memory::Residency;
+use mafat::plan::Residency;
 
 #[test]
 fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled() {
@@ -37,6 +37,7 @@ fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled()
         nms: 0.45,
         out: tmp.join(out),
         calibration: Some(tmp.join("calibration-yolov3-tiny.json")),
+        best_class: false,
     };
 
     let untiled = detect(&options(None, "untiled.png")).unwrap();

@@ -7,11 +7,9 @@ mod chains;
 mod gpu_common;
 
 use chains::{Lcg, random_config};
-use mafat::gpu::{BufferPool, Executor};
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::memory::{MemoryPlan, Residency, plan_with};
-use mafat::plan::{Config, Mode, search};
+use mafat::plan::{Config, MemoryPlan, Mode, Residency, search};
 
 /// What wgpu reserves beyond the pool's bytes, at most (measured 1.94–1.95 MiB on lavapipe).
 const ALLOCATOR_SLACK: u64 = 5 << 19; // 2.5 MiB
@@ -22,27 +20,22 @@ fn allocator_stays_within_budget_plus_a_constant() {
         return;
     };
     let net = model::load("yolov2-16", Some((608, 608))).unwrap();
-    let limits = g.limits();
+    let planner = g.planner(&net);
     let w = WeightSource::Random(1).load(&net).unwrap();
     let x = InputSource::Random(2).load(net.input).unwrap();
     // Candidates: the minimum-peak config, untiled, and random ones under both residencies.
-    let (min, min_config, min_res) = search::min_peak(&net, &limits).unwrap();
+    let (min, min_config, min_res) = search::min_peak(&planner).unwrap();
     let mut plans: Vec<MemoryPlan> = vec![
-        plan_with(&net, &min_config, Mode::Layerwise, min_res, &limits).unwrap(),
-        plan_with(
-            &net,
-            &Config::untiled(),
-            Mode::Layerwise,
-            Residency::Resident,
-            &limits,
-        )
-        .unwrap(),
+        planner.plan(&min_config, Mode::Layerwise, min_res).unwrap(),
+        planner
+            .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
+            .unwrap(),
     ];
     let mut r = Lcg(8);
     for _ in 0..60 {
         let c = random_config(&mut r, &net);
         for res in [Residency::Resident, Residency::PerGroup] {
-            if let Ok(p) = plan_with(&net, &c, Mode::Layerwise, res, &limits) {
+            if let Ok(p) = planner.plan(&c, Mode::Layerwise, res) {
                 plans.push(p);
             }
         }
@@ -64,14 +57,12 @@ fn allocator_stays_within_budget_plus_a_constant() {
             continue;
         };
         let predicted = plan.peak_bytes();
-        let mut pool = BufferPool::new(Some(budget));
-        let ex = Executor::new(&g.ctx, &g.pipes, &net, &w, plan, &mut pool).unwrap();
-        ex.run(&g.ctx, &g.pipes, &x).unwrap();
-        let (allocated, reserved) = g.ctx.allocator_bytes().expect("allocator report");
-        let cfg = ex.plan.config.to_string();
-        ex.release(&mut pool);
-        let stats = pool.stats();
-        drop(pool);
+        let prepared = g.session.prepare(&net, &w, plan, Some(budget)).unwrap();
+        prepared.run(&x).unwrap();
+        let (allocated, reserved) = g.ctx().allocator_bytes().expect("allocator report");
+        let cfg = prepared.plan().config.to_string();
+        let stats = prepared.pool_stats();
+        drop(prepared);
         assert_eq!(stats.peak, predicted, "{mib} MiB {cfg}");
         assert!(stats.peak <= budget);
         assert!(

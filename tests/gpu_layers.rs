@@ -15,10 +15,10 @@ fn check(name: &str, w: usize, h: usize, c: usize, layers: &str) {
         return;
     };
     check_on(g, name, w, h, c, layers);
-    if g.ctx.subgroups {
+    if g.ctx().subgroups {
         // The portable conv kernel too.
         if let Some(plain) = gpu_common::gpu_without_subgroups(name) {
-            assert!(!plain.ctx.subgroups);
+            assert!(!plain.ctx().subgroups);
             check_on(plain, &format!("{name} (no subgroups)"), w, h, c, layers);
         }
     }
@@ -275,8 +275,8 @@ fn lavapipe_keeps_multiply_and_add_separate() {
     let Some(g) = gpu_common::gpu("lavapipe_keeps_multiply_and_add_separate") else {
         return;
     };
-    if !g.ctx.info.name.contains("llvmpipe") {
-        return common_skip_not_lavapipe(&g.ctx.info.name);
+    if !g.ctx().info.name.contains("llvmpipe") {
+        return common_skip_not_lavapipe(&g.ctx().info.name);
     }
     // So the exp-based activations must match the CPU bit for bit there (max_ulps = 0 above).
     assert!(!gpu_common::contracts_multiply_add(g));

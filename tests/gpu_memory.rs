@@ -8,8 +8,7 @@ mod gpu_common;
 use chains::{Lcg, random_chain, random_config};
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::memory::{BufferKind, Residency, plan_with};
-use mafat::plan::{Config, Mode};
+use mafat::plan::{BufferKind, Config, Mode, Residency};
 use mafat::{Network, Tensor};
 
 #[test]
@@ -49,7 +48,9 @@ fn predicted_peak_equals_measured_peak_over_random_configs() {
                 random_config(&mut r, net)
             };
             for residency in [Residency::Resident, Residency::PerGroup] {
-                let plan = plan_with(net, &config, Mode::Layerwise, residency, &g.limits())
+                let plan = g
+                    .planner(net)
+                    .plan(&config, Mode::Layerwise, residency)
                     .unwrap_or_else(|e| panic!("{} {config}: {e}", net.name));
                 let predicted = plan.peak_bytes();
                 let (out, plan, stats) = g
@@ -99,22 +100,14 @@ fn per_group_residency_holds_less() {
     let w = WeightSource::Random(1).load(&net).unwrap();
     let x: Tensor = InputSource::Random(2).load(net.input).unwrap();
     let config = Config::parse("0..8:2x2,8..12:1x1,12..16:1x1").unwrap();
-    let resident = plan_with(
-        &net,
-        &config,
-        Mode::Layerwise,
-        Residency::Resident,
-        &g.limits(),
-    )
-    .unwrap();
-    let per_group = plan_with(
-        &net,
-        &config,
-        Mode::Layerwise,
-        Residency::PerGroup,
-        &g.limits(),
-    )
-    .unwrap();
+    let resident = g
+        .planner(&net)
+        .plan(&config, Mode::Layerwise, Residency::Resident)
+        .unwrap();
+    let per_group = g
+        .planner(&net)
+        .plan(&config, Mode::Layerwise, Residency::PerGroup)
+        .unwrap();
     assert!(per_group.peak_bytes() < resident.peak_bytes());
     let (a, _, sa) = g.run_plan(&net, &w, &x, resident, None).unwrap();
     let (b, _, sb) = g.run_plan(&net, &w, &x, per_group, None).unwrap();

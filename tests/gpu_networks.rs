@@ -5,7 +5,7 @@ mod gpu_common;
 
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::{DeviceLimits, Mode, plan_untiled};
+use mafat::plan::{Config, DeviceLimits, Mode, Planner, Residency};
 use mafat::{Error, reference};
 
 fn check_network(name: &str, size: (usize, usize)) {
@@ -91,8 +91,14 @@ fn limits(max_buffer_size: u64, max_storage_buffer_binding_size: u64) -> DeviceL
 fn layerwise_reuses_buffers_and_naive_does_not() {
     let limits = limits(1 << 40, 1 << 40);
     let net = model::load("yolov2-16", None).unwrap();
-    let lw = plan_untiled(&net, Mode::Layerwise, &limits).unwrap();
-    let nv = plan_untiled(&net, Mode::Naive, &limits).unwrap();
+    let lw = Planner::new(&net, &limits)
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
+        .unwrap();
+    let nv = Planner::new(&net, &limits)
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Naive, Residency::Resident)
+        .unwrap();
     let arena = mafat::plan::memory::BufferKind::Arena;
     // Naive: input + 16 layer outputs, each its own space (all multiples of 256 bytes here).
     let all: u64 = net.input.bytes() + net.layers.iter().map(|l| l.output.bytes()).sum::<u64>();
@@ -116,7 +122,10 @@ fn budget_overflow_is_an_error_not_a_panic() {
     let net = model::load("yolov2-tiny", Some((96, 96))).unwrap();
     let weights = WeightSource::Random(1).load(&net).unwrap();
     let x = InputSource::Random(1).load(net.input).unwrap();
-    let plan = plan_untiled(&net, Mode::Layerwise, &g.limits()).unwrap();
+    let plan = g
+        .planner(&net)
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
+        .unwrap();
     let need = plan.peak_bytes();
     // One byte short: the pool refuses the allocation that would pass the budget.
     match g.run(&net, &weights, &x, Mode::Layerwise, Some(need - 1)) {
@@ -143,7 +152,9 @@ fn maps_past_the_binding_limit_are_refused_before_running() {
     let limits = limits(1 << 31, 128 << 20);
     // Layer 0 of yolov2-16 at 1280x1280 is 1280·1280·32·4 B = 200 MiB.
     let net = model::load("yolov2-16", Some((1280, 1280))).unwrap();
-    let e = plan_untiled(&net, Mode::Layerwise, &limits)
+    let e = Planner::new(&net, &limits)
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
         .unwrap_err()
         .to_string();
     assert!(
@@ -157,29 +168,28 @@ fn the_pool_recycles_instead_of_recreating() {
     let Some(g) = gpu_common::gpu("the_pool_recycles_instead_of_recreating") else {
         return;
     };
-    let net = model::load("yolov2-tiny", Some((96, 96))).unwrap();
-    let weights = WeightSource::Random(2).load(&net).unwrap();
-    let x = InputSource::Random(2).load(net.input).unwrap();
-    let plan = plan_untiled(&net, Mode::Layerwise, &g.limits()).unwrap();
-    let mut pool = mafat::gpu::BufferPool::new(None);
-    let first =
-        mafat::gpu::Executor::new(&g.ctx, &g.pipes, &net, &weights, plan.clone(), &mut pool)
-            .unwrap();
-    let a = first.run(&g.ctx, &g.pipes, &x).unwrap();
-    first.release(&mut pool);
-    let created = pool.stats().created;
-    assert_eq!(created as usize, plan.buffers.len());
-    // Preparing the same plan again takes every buffer from the idle list.
-    let second =
-        mafat::gpu::Executor::new(&g.ctx, &g.pipes, &net, &weights, plan.clone(), &mut pool)
-            .unwrap();
-    let b = second.run(&g.ctx, &g.pipes, &x).unwrap();
-    second.release(&mut pool);
+    use wgpu::BufferUsages as U;
+    let mut pool = mafat::gpu::BufferPool::new(Some(3 << 20));
+    let usage = U::STORAGE | U::COPY_DST;
+    let a = pool.acquire(g.ctx(), 1 << 20, usage, "a").unwrap();
+    let b = pool.acquire(g.ctx(), 1 << 20, usage, "b").unwrap();
+    pool.release(a);
+    // The idle buffer of the same size and usage is handed out again.
+    let c = pool.acquire(g.ctx(), 1 << 20, usage, "c").unwrap();
     let stats = pool.stats();
-    assert_eq!(stats.created, created);
-    assert_eq!(stats.reused as usize, plan.buffers.len());
-    assert_eq!(stats.peak, plan.peak_bytes());
-    assert_eq!(a.outputs, b.outputs);
+    assert_eq!((stats.created, stats.reused), (2, 1));
+    assert_eq!(
+        (stats.in_use, stats.held, stats.peak),
+        (2 << 20, 2 << 20, 2 << 20)
+    );
+    // Past the budget: refused, naming the buffer, with nothing allocated.
+    pool.release(b);
+    let e = pool
+        .acquire(g.ctx(), 3 << 20, usage, "big")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("big") && e.contains("budget"), "{e}");
+    pool.release(c);
     pool.trim();
     assert_eq!(pool.stats().held, 0);
 }
@@ -190,13 +200,12 @@ fn huge_maps_stay_within_the_workgroup_limit_per_dimension() {
     // Layer 0 of yolov2-16 at 8192x8192: 1024 runs of 8 pixels × 8192 rows = 131,072 workgroups of
     // 64 — over 65,535 in one dimension, so the conv spreads them over x and y.
     let net = model::load("yolov2-16", Some((8192, 8192))).unwrap();
-    plan_untiled(&net, Mode::Naive, &limits).unwrap();
-    let wg = mafat::plan::memory::workgroups(
-        &net,
-        0,
-        mafat::gpu::kernels::Kernel::Conv,
-        mafat::plan::geometry::Region::full(net.layers[0].output.h, net.layers[0].output.w),
-    );
+    Planner::new(&net, &limits)
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Naive, Residency::Resident)
+        .unwrap();
+    let conv = mafat::kernel::select(&net, 0).unwrap().kernel().unwrap();
+    let wg = conv.workgroups(&mafat::kernel::Work::untiled(&net, 0, conv)[0]);
     assert!(wg.iter().all(|&d| d <= 65535), "{wg:?}");
     assert!(wg[0] as u64 * wg[1] as u64 * 64 >= 1024 * 8192);
 }

@@ -4,12 +4,11 @@
 
 mod gpu_common;
 
-use mafat::gpu::calibrate::{Progress, calibrate};
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::memory::{GpuOp, gpu_op, plan_with};
 use mafat::plan::search::min_peak;
 use mafat::plan::{Config, Mode, fastest};
+use mafat::tune::{Progress, calibrate};
 
 #[test]
 fn search_picks_run_within_their_budgets_and_bit_exact() {
@@ -19,7 +18,7 @@ fn search_picks_run_within_their_budgets_and_bit_exact() {
     for (name, size) in [("yolov2-16", (96, 96)), ("yolov2-tiny", (64, 96))] {
         let net = model::load(name, Some(size)).unwrap();
         let mut steps = Vec::new();
-        let cost = calibrate(&g.ctx, &g.pipes, &net, &mut |p: Progress<'_>| {
+        let cost = calibrate(&g.session, &net, &mut |p: Progress<'_>| {
             steps.push((p.done, p.total))
         })
         .unwrap();
@@ -29,40 +28,35 @@ fn search_picks_run_within_their_budgets_and_bit_exact() {
         cost.validate(&net).unwrap();
         // Every layer the GPU runs got positive times (heads run on the CPU: none).
         for l in &cost.layers {
-            let gpu = gpu_op(&net.layers[l.layer].kind) != GpuOp::CpuHead;
+            let gpu = !mafat::kernel::is_cpu_head(&net.layers[l.layer].kind);
             assert_eq!(!l.points.is_empty(), gpu, "layer {}", l.layer);
             assert!(l.points.iter().all(|p| p.ms > 0.0 && p.invocations > 0.0));
         }
         assert!(cost.layers[0].points.len() >= 3, "{:?}", cost.layers[0]);
 
-        let limits = g.limits();
+        let planner = g.planner(&net);
         let w = WeightSource::Int(1).load(&net).unwrap();
         let x = InputSource::Int(2).load(net.input).unwrap();
         let (untiled, _, _) = g.run(&net, &w, &x, Mode::Layerwise, None).unwrap();
-        let (min, _, _) = min_peak(&net, &limits).unwrap();
-        let top = plan_with(
-            &net,
-            &Config::untiled(),
-            Mode::Layerwise,
-            mafat::plan::Residency::Resident,
-            &limits,
-        )
-        .unwrap()
-        .peak_bytes();
+        let (min, _, _) = min_peak(&planner).unwrap();
+        let top = planner
+            .plan(
+                &Config::untiled(),
+                Mode::Layerwise,
+                mafat::plan::Residency::Resident,
+            )
+            .unwrap()
+            .peak_bytes();
         for k in 0..5 {
             let budget = min + (top - min) * k / 4;
-            let choice = fastest(&net, budget, &cost, &limits).unwrap();
+            let choice = fastest(&planner, budget, &cost).unwrap();
             assert!(choice.peak_bytes <= budget);
-            let plan = plan_with(
-                &net,
-                &choice.config,
-                Mode::Layerwise,
-                choice.residency,
-                &limits,
-            )
-            .unwrap();
+            let plan = planner
+                .plan(&choice.config, Mode::Layerwise, choice.residency)
+                .unwrap();
             let (out, _, stats) = g.run_plan(&net, &w, &x, plan, Some(budget)).unwrap();
             assert_eq!(stats.peak, choice.peak_bytes, "{name} {}", choice.config);
+            assert_eq!(out.len(), untiled.len());
             for (a, b) in out.iter().zip(&untiled) {
                 gpu_common::assert_bit_exact(&format!("{name} {}", choice.config), a, b);
             }

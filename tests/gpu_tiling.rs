@@ -10,7 +10,7 @@ use chains::{Lcg, random_chain, random_config};
 use gpu_common::{Gpu, assert_bit_exact};
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource, weights::Weights};
-use mafat::plan::{Config, MemoryPlan, Mode, geometry::Grid};
+use mafat::plan::{Config, MemoryPlan, Mode, Planner, Residency, geometry::Grid};
 use mafat::{Network, Tensor, reference};
 
 /// Run `config` and compare with `untiled` bit for bit; returns the plan.
@@ -84,14 +84,15 @@ fn one_group_every_grid(size: usize) {
         if mafat::plan::geometry::tiles(last.h, last.w, gr).is_err() {
             // At 160x160 the last map is 10x10: ceil-sized rows of 2 fill it in 5, so 6x6 leaves a
             // tile empty and is refused with the largest legal grid.
-            let e = mafat::plan::plan(
-                &net,
-                &Config::single(0, 16, gr),
-                Mode::Layerwise,
-                &g.limits(),
-            )
-            .unwrap_err()
-            .to_string();
+            let e = g
+                .planner(&net)
+                .plan(
+                    &Config::single(0, 16, gr),
+                    Mode::Layerwise,
+                    Residency::Resident,
+                )
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.contains("the largest grid with no empty tile is 5x5"),
                 "{e}"
@@ -232,7 +233,11 @@ fn yolov2_16_at_3840x2160() {
     };
     let net = model::load("yolov2-16", Some((3840, 2160))).unwrap();
     let limits = g.limits();
-    let untiled = mafat::plan::plan_untiled(&net, Mode::Layerwise, &limits);
+    let untiled = Planner::new(&net, &limits).unwrap().plan(
+        &Config::untiled(),
+        Mode::Layerwise,
+        Residency::Resident,
+    );
     if net.layers[0].output.bytes() > limits.max_storage_buffer_binding_size {
         let e = untiled.unwrap_err().to_string();
         assert!(e.contains("max_storage_buffer_binding_size"), "{e}");

@@ -5,13 +5,12 @@ mod chains;
 
 use chains::{Lcg, all_configs, limits, random_small_chain, random_small_routed};
 use mafat::plan::cost::{CalibrationKey, CostModel, CostPoint, LayerCost};
-use mafat::plan::memory::{Residency, plan_with};
 use mafat::plan::search::{fastest, fastest_with, min_peak};
 
 /// Grid sides the brute force enumerates (8 would make it hours long on 5-layer chains).
 const GRID: usize = 4;
 const BOTH: [Residency; 2] = [Residency::Resident, Residency::PerGroup];
-use mafat::plan::{Config, DeviceLimits, Mode, plan_untiled};
+use mafat::plan::{Config, DeviceLimits, Mode, Planner, Residency};
 use mafat::{Error, Network, model};
 
 /// A made-up but GPU-like cost model: per layer a fixed dispatch cost, a flat stretch until the
@@ -70,7 +69,10 @@ fn brute_force(
     let mut all = Vec::new();
     for c in all_configs(net, grid) {
         for res in BOTH {
-            match plan_with(net, &c, Mode::Layerwise, res, lim) {
+            match Planner::new(net, lim)
+                .unwrap()
+                .plan(&c, Mode::Layerwise, res)
+            {
                 Ok(p) => all.push((
                     p.peak_bytes(),
                     cost.plan_ms(net, &p),
@@ -118,7 +120,16 @@ fn search_finds_the_brute_force_optimum_on_small_chains() {
                 .iter()
                 .filter(|a| a.0 <= budget)
                 .min_by(|a, b| a.1.total_cmp(&b.1));
-            match (best, fastest_with(&net, budget, &cost, &lim, GRID, &BOTH)) {
+            match (
+                best,
+                fastest_with(
+                    &Planner::new(&net, &lim).unwrap(),
+                    budget,
+                    &cost,
+                    GRID,
+                    &BOTH,
+                ),
+            ) {
                 (None, Err(Error::NoFit { minimum, .. })) => assert_eq!(minimum, lo),
                 (Some(b), Ok(choice)) => {
                     assert!(choice.peak_bytes <= budget);
@@ -131,14 +142,10 @@ fn search_finds_the_brute_force_optimum_on_small_chains() {
                         b.1
                     );
                     // The choice's figures are the planner's and the model's own.
-                    let p = plan_with(
-                        &net,
-                        &choice.config,
-                        Mode::Layerwise,
-                        choice.residency,
-                        &lim,
-                    )
-                    .unwrap();
+                    let p = Planner::new(&net, &lim)
+                        .unwrap()
+                        .plan(&choice.config, Mode::Layerwise, choice.residency)
+                        .unwrap();
                     assert_eq!(p.peak_bytes(), choice.peak_bytes);
                     assert_eq!(cost.plan_ms(&net, &p), choice.predicted_ms);
                     budgets_checked += 1;
@@ -178,7 +185,10 @@ fn search_handles_routes_close_to_the_brute_force_optimum() {
                 .iter()
                 .filter(|a| a.0 <= budget)
                 .min_by(|a, b| a.1.total_cmp(&b.1));
-            match (best, fastest_with(&net, budget, &cost, &lim, 2, &BOTH)) {
+            match (
+                best,
+                fastest_with(&Planner::new(&net, &lim).unwrap(), budget, &cost, 2, &BOTH),
+            ) {
                 (
                     _,
                     Err(Error::NoFit {
@@ -196,7 +206,9 @@ fn search_handles_routes_close_to_the_brute_force_optimum() {
                     };
                     let c = Config::parse(&config).unwrap();
                     assert_eq!(
-                        plan_with(&net, &c, Mode::Layerwise, res, &lim)
+                        Planner::new(&net, &lim)
+                            .unwrap()
+                            .plan(&c, Mode::Layerwise, res)
                             .unwrap()
                             .peak_bytes(),
                         minimum
@@ -207,14 +219,10 @@ fn search_handles_routes_close_to_the_brute_force_optimum() {
                     }
                 }
                 (Some(b), Ok(choice)) => {
-                    let p = plan_with(
-                        &net,
-                        &choice.config,
-                        Mode::Layerwise,
-                        choice.residency,
-                        &lim,
-                    )
-                    .unwrap();
+                    let p = Planner::new(&net, &lim)
+                        .unwrap()
+                        .plan(&choice.config, Mode::Layerwise, choice.residency)
+                        .unwrap();
                     assert_eq!(p.peak_bytes(), choice.peak_bytes);
                     assert!(choice.peak_bytes <= budget);
                     assert_eq!(cost.plan_ms(&net, &p), choice.predicted_ms);
@@ -249,21 +257,29 @@ fn yolov3_tiny_search_fits_every_budget_from_the_minimum() {
     let net = model::load("yolov3-tiny", Some((416, 416))).unwrap();
     let lim = limits();
     let cost = synthetic_cost(&net, &mut Lcg(5));
-    let (min, config, residency) = min_peak(&net, &lim).unwrap();
-    let untiled = plan_untiled(&net, Mode::Layerwise, &lim)
+    let (min, config, residency) = min_peak(&Planner::new(&net, &lim).unwrap()).unwrap();
+    let untiled = Planner::new(&net, &lim)
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
         .unwrap()
         .peak_bytes();
     assert!(min < untiled * 6 / 10, "{min} vs untiled {untiled}");
-    let p = plan_with(&net, &config, Mode::Layerwise, residency, &lim).unwrap();
+    let p = Planner::new(&net, &lim)
+        .unwrap()
+        .plan(&config, Mode::Layerwise, residency)
+        .unwrap();
     assert_eq!(p.peak_bytes(), min);
-    match fastest(&net, min - 1, &cost, &lim) {
+    match fastest(&Planner::new(&net, &lim).unwrap(), min - 1, &cost) {
         Err(Error::NoFit { minimum, .. }) => assert_eq!(minimum, min),
         other => panic!("{other:?}"),
     }
     for k in 0..=8 {
         let budget = min + (untiled - min) * k / 8;
-        let c = fastest(&net, budget, &cost, &lim).unwrap();
-        let p = plan_with(&net, &c.config, Mode::Layerwise, c.residency, &lim).unwrap();
+        let c = fastest(&Planner::new(&net, &lim).unwrap(), budget, &cost).unwrap();
+        let p = Planner::new(&net, &lim)
+            .unwrap()
+            .plan(&c.config, Mode::Layerwise, c.residency)
+            .unwrap();
         assert_eq!(p.peak_bytes(), c.peak_bytes);
         assert!(c.peak_bytes <= budget, "{budget}: {}", c.config);
         assert_eq!(cost.plan_ms(&net, &p), c.predicted_ms);
@@ -275,8 +291,10 @@ fn yolov2_16_search_is_consistent_from_the_minimum_to_unconstrained() {
     let net = model::load("yolov2-16", Some((608, 608))).unwrap();
     let lim = limits();
     let cost = synthetic_cost(&net, &mut Lcg(5));
-    let (min, _, _) = min_peak(&net, &lim).unwrap();
-    let untiled = plan_untiled(&net, Mode::Layerwise, &lim)
+    let (min, _, _) = min_peak(&Planner::new(&net, &lim).unwrap()).unwrap();
+    let untiled = Planner::new(&net, &lim)
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
         .unwrap()
         .peak_bytes();
     let mut last_ms = f64::INFINITY;
@@ -285,9 +303,12 @@ fn yolov2_16_search_is_consistent_from_the_minimum_to_unconstrained() {
         // Geometric steps from the minimum to twice the untiled peak.
         let budget =
             (min as f64 * ((2 * untiled) as f64 / min as f64).powf(k as f64 / steps as f64)) as u64;
-        let c = fastest(&net, budget.max(min), &cost, &lim).unwrap();
+        let c = fastest(&Planner::new(&net, &lim).unwrap(), budget.max(min), &cost).unwrap();
         assert!(c.peak_bytes <= budget.max(min));
-        let p = plan_with(&net, &c.config, Mode::Layerwise, c.residency, &lim).unwrap();
+        let p = Planner::new(&net, &lim)
+            .unwrap()
+            .plan(&c.config, Mode::Layerwise, c.residency)
+            .unwrap();
         assert_eq!(p.peak_bytes(), c.peak_bytes);
         assert_eq!(cost.plan_ms(&net, &p), c.predicted_ms);
         // More memory never makes the optimum slower.
@@ -299,7 +320,10 @@ fn yolov2_16_search_is_consistent_from_the_minimum_to_unconstrained() {
         last_ms = c.predicted_ms;
         // And it is at least as fast as every untiled baseline that fits.
         for res in [Residency::Resident, Residency::PerGroup] {
-            let u = plan_with(&net, &Config::untiled(), Mode::Layerwise, res, &lim).unwrap();
+            let u = Planner::new(&net, &lim)
+                .unwrap()
+                .plan(&Config::untiled(), Mode::Layerwise, res)
+                .unwrap();
             if u.peak_bytes() <= budget {
                 assert!(c.predicted_ms <= cost.plan_ms(&net, &u));
             }
@@ -312,8 +336,8 @@ fn an_impossible_budget_names_the_minimum() {
     let net = model::load("yolov2-16", Some((608, 608))).unwrap();
     let lim = limits();
     let cost = synthetic_cost(&net, &mut Lcg(6));
-    let (min, config, residency) = min_peak(&net, &lim).unwrap();
-    let e = fastest(&net, min - 1, &cost, &lim).unwrap_err();
+    let (min, config, residency) = min_peak(&Planner::new(&net, &lim).unwrap()).unwrap();
+    let e = fastest(&Planner::new(&net, &lim).unwrap(), min - 1, &cost).unwrap_err();
     let text = e.to_string();
     assert!(
         text.contains(&format!("smallest needs {min} bytes"))
@@ -322,7 +346,12 @@ fn an_impossible_budget_names_the_minimum() {
         "{text}"
     );
     // The minimum itself fits.
-    assert_eq!(fastest(&net, min, &cost, &lim).unwrap().peak_bytes, min);
+    assert_eq!(
+        fastest(&Planner::new(&net, &lim).unwrap(), min, &cost)
+            .unwrap()
+            .peak_bytes,
+        min
+    );
 }
 
 #[test]
@@ -330,7 +359,7 @@ fn a_calibration_for_another_network_is_refused() {
     let net = model::load("yolov2-16", Some((160, 160))).unwrap();
     let tiny = model::load("yolov2-tiny", Some((160, 160))).unwrap();
     let cost = synthetic_cost(&tiny, &mut Lcg(7));
-    let e = fastest(&net, 1 << 30, &cost, &limits())
+    let e = fastest(&Planner::new(&net, &limits()).unwrap(), 1 << 30, &cost)
         .unwrap_err()
         .to_string();
     assert!(

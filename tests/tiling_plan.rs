@@ -4,8 +4,9 @@
 mod chains;
 
 use chains::{Lcg, all_configs, limits, random_chain, random_config};
-use mafat::plan::memory::BufferKind;
-use mafat::plan::{Config, DeviceLimits, Group, Mode, geometry::Grid, plan, plan_untiled};
+use mafat::plan::{
+    BufferKind, Config, DeviceLimits, Group, ItemKind, Mode, Planner, Residency, geometry::Grid,
+};
 use mafat::{LayerKind, Network, model};
 
 /// DeepThings' cut of `0..len` into `parts` ceil-sized ranges, written out again.
@@ -76,7 +77,10 @@ fn brute_force_macs(net: &Network, config: &Config) -> u64 {
 }
 
 fn check_macs(net: &Network, config: &Config) -> f64 {
-    let p = plan(net, config, Mode::Layerwise, &limits()).unwrap();
+    let p = Planner::new(net, &limits())
+        .unwrap()
+        .plan(config, Mode::Layerwise, Residency::Resident)
+        .unwrap();
     let from_dispatches: u64 = p.dispatches().map(|d| d.macs).sum();
     assert_eq!(p.macs, from_dispatches);
     assert_eq!(
@@ -127,13 +131,14 @@ fn nothing_is_allocated_per_tile() {
     let net = model::load("yolov2-16", Some((416, 416))).unwrap();
     let plans: Vec<_> = (1..=6)
         .map(|n| {
-            plan(
-                &net,
-                &Config::single(0, 16, Grid { rows: n, cols: n }),
-                Mode::Layerwise,
-                &limits(),
-            )
-            .unwrap()
+            Planner::new(&net, &limits())
+                .unwrap()
+                .plan(
+                    &Config::single(0, 16, Grid { rows: n, cols: n }),
+                    Mode::Layerwise,
+                    Residency::Resident,
+                )
+                .unwrap()
         })
         .collect();
     for (k, p) in plans.iter().enumerate() {
@@ -143,7 +148,7 @@ fn nothing_is_allocated_per_tile() {
         let tile_items: Vec<_> = p
             .items
             .iter()
-            .filter(|i| i.kind == BufferKind::Tile)
+            .filter(|i| i.kind == ItemKind::Tile)
             .collect();
         assert_eq!(tile_items.len(), 2, "two ping-pong tile buffers");
         assert_eq!(p.groups[0].steps.len(), tiles * 16);
@@ -168,8 +173,14 @@ fn nothing_is_allocated_per_tile() {
     assert!(arena.windows(2).all(|w| w[1] <= w[0]), "{arena:?}");
     // Naive keeps every map and tile buffer apart; liveness reuse never needs more.
     let c = Config::parse("0..8:3x3,8..16:2x2").unwrap();
-    let naive = plan(&net, &c, Mode::Naive, &limits()).unwrap();
-    let lw = plan(&net, &c, Mode::Layerwise, &limits()).unwrap();
+    let naive = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(&c, Mode::Naive, Residency::Resident)
+        .unwrap();
+    let lw = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(&c, Mode::Layerwise, Residency::Resident)
+        .unwrap();
     assert!(lw.peak_bytes() <= naive.peak_bytes());
     // A chain of groups: the arena is exactly the fullest moment, nothing wasted.
     assert_eq!(lw.live_peak, lw.bytes_of(BufferKind::Arena));
@@ -179,7 +190,9 @@ fn nothing_is_allocated_per_tile() {
 #[test]
 fn device_limits_are_refused_before_running() {
     let net = model::load("yolov2-16", Some((3840, 2160))).unwrap();
-    let e = plan_untiled(&net, Mode::Layerwise, &limits())
+    let e = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
         .map(|_| ())
         .expect_err("refused")
         .to_string();
@@ -188,33 +201,36 @@ fn device_limits_are_refused_before_running() {
         "{e}"
     );
     // Fused over the big maps, it fits.
-    let ok = plan(
-        &net,
-        &Config::parse("0..8:8x8,8..16:2x2").unwrap(),
-        Mode::Layerwise,
-        &limits(),
-    )
-    .unwrap();
+    let ok = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(
+            &Config::parse("0..8:8x8,8..16:2x2").unwrap(),
+            Mode::Layerwise,
+            Residency::Resident,
+        )
+        .unwrap();
     assert!(ok.peak_bytes() < 512 << 20);
     // A group ending on a map too big to bind.
-    let e = plan(
-        &net,
-        &Config::parse("0..5:8x8,5..16:4x4").unwrap(),
-        Mode::Layerwise,
-        &limits(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(
+            &Config::parse("0..5:8x8,5..16:4x4").unwrap(),
+            Mode::Layerwise,
+            Residency::Resident,
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("layer 4's output needs"), "{e}");
     // A grid too coarse for its tile buffers.
-    let e = plan(
-        &net,
-        &Config::parse("0..8:1x2,8..16:2x2").unwrap(),
-        Mode::Layerwise,
-        &limits(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(
+            &Config::parse("0..8:1x2,8..16:2x2").unwrap(),
+            Mode::Layerwise,
+            Residency::Resident,
+        )
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("tile buffer") && e.contains("use a finer grid for that group"),
         "{e}"
@@ -225,7 +241,9 @@ fn device_limits_are_refused_before_running() {
         ..limits()
     };
     let net = model::load("yolov2-16", Some((160, 160))).unwrap();
-    let e = plan_untiled(&net, Mode::Layerwise, &small)
+    let e = Planner::new(&net, &small)
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
         .map(|_| ())
         .expect_err("refused")
         .to_string();
@@ -237,7 +255,6 @@ fn device_limits_are_refused_before_running() {
 
 #[test]
 fn min_peak_is_the_exhaustive_minimum_on_small_chains() {
-    use mafat::plan::memory::{Residency, plan_with};
     use mafat::plan::search::min_peak_for;
     let mut r = Lcg(99);
     let mut checked = 0;
@@ -254,13 +271,16 @@ fn min_peak_is_the_exhaustive_minimum_on_small_chains() {
             let exhaustive = all_configs(&net, 8)
                 .iter()
                 .map(|c| {
-                    plan_with(&net, c, Mode::Layerwise, residency, &lim)
+                    Planner::new(&net, &lim)
+                        .unwrap()
+                        .plan(c, Mode::Layerwise, residency)
                         .unwrap()
                         .peak_bytes()
                 })
                 .min()
                 .unwrap();
-            let (found, config) = min_peak_for(&net, residency, &lim).unwrap();
+            let (found, config) =
+                min_peak_for(&Planner::new(&net, &lim).unwrap(), residency).unwrap();
             assert_eq!(found, exhaustive, "{net:?} {residency:?} {config}");
         }
         checked += 1;
@@ -269,12 +289,19 @@ fn min_peak_is_the_exhaustive_minimum_on_small_chains() {
 
 #[test]
 fn min_peak_of_yolov2_16_beats_every_sampled_config() {
-    use mafat::plan::memory::{Residency, plan_with};
+    use mafat::plan::search::min_peak;
     let net = model::load("yolov2-16", Some((608, 608))).unwrap();
-    let (min, config, residency) = mafat::plan::search::min_peak(&net, &limits()).unwrap();
-    let p = plan_with(&net, &config, Mode::Layerwise, residency, &limits()).unwrap();
+    let (min, config, residency) = min_peak(&Planner::new(&net, &limits()).unwrap()).unwrap();
+    let p = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(&config, Mode::Layerwise, residency)
+        .unwrap();
     assert_eq!(p.peak_bytes(), min);
-    let b = mafat::plan::predict(&net, &config, residency, &limits()).unwrap();
+    let b = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(&config, Mode::Layerwise, residency)
+        .map(|p| p.breakdown())
+        .unwrap();
     assert_eq!(b.peak_bytes, min);
     // The breakdown adds up: weights + maps + tiles + padding + slack make the arena and resident
     // weights, plus parameters and staging.
@@ -282,7 +309,10 @@ fn min_peak_of_yolov2_16_beats_every_sampled_config() {
         b.weights + b.maps + b.tiles + b.alignment_padding + b.arena_slack + b.params + b.staging,
         min
     );
-    let untiled = plan_untiled(&net, Mode::Layerwise, &limits()).unwrap();
+    let untiled = Planner::new(&net, &limits())
+        .unwrap()
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
+        .unwrap();
     assert!(
         min < untiled.peak_bytes() / 2,
         "{min} vs {}",
@@ -292,7 +322,9 @@ fn min_peak_of_yolov2_16_beats_every_sampled_config() {
     for _ in 0..300 {
         let c = random_config(&mut r, &net);
         for res in [Residency::Resident, Residency::PerGroup] {
-            let peak = plan_with(&net, &c, Mode::Layerwise, res, &limits())
+            let peak = Planner::new(&net, &limits())
+                .unwrap()
+                .plan(&c, Mode::Layerwise, res)
                 .map(|p| p.peak_bytes())
                 .unwrap_or(u64::MAX);
             assert!(peak >= min, "{c} {res:?}: {peak} < {min} ({config})");

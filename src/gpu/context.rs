@@ -1,6 +1,8 @@
 //! The wgpu device mafat runs on: adapter choice, limits, memory hints and error capture.
 
 use crate::error::{Error, Result};
+use crate::kernel::{MIN_SUBGROUP_LANES, ShaderCaps};
+use crate::plan::DeviceLimits;
 use std::sync::{Arc, Mutex};
 
 /// wgpu's sub-allocation block range. Small blocks keep the allocator's reserved bytes close to the
@@ -19,10 +21,11 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// GPU timestamp queries are available (timings come from the GPU, not the wall clock).
     pub timestamps: bool,
-    /// Subgroup operations with subgroups of at least `CONV_QUADS` lanes: the conv kernel shares
-    /// weight loads across the subgroup. `MAFAT_NO_SUBGROUPS=1` turns this off.
+    /// Subgroup operations with subgroups of at least [`MIN_SUBGROUP_LANES`] lanes: the conv kernel
+    /// shares weight loads across the subgroup. `MAFAT_NO_SUBGROUPS=1` turns this off.
     pub subgroups: bool,
-    /// Errors wgpu reported outside any error scope, collected instead of panicking.
+    /// Errors wgpu reported outside any error scope, collected instead of panicking (only on a
+    /// device mafat opened itself: a caller's device keeps the caller's handler).
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
 
@@ -40,6 +43,14 @@ fn type_rank(t: wgpu::DeviceType) -> u8 {
         wgpu::DeviceType::Cpu => 3,
         wgpu::DeviceType::Other => 4,
     }
+}
+
+/// Subgroup operations the kernels can use: the feature, subgroups of at least
+/// [`MIN_SUBGROUP_LANES`] lanes, and `MAFAT_NO_SUBGROUPS` not `1`.
+fn subgroups_usable(features: wgpu::Features, info: &wgpu::AdapterInfo) -> bool {
+    features.contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size >= MIN_SUBGROUP_LANES
+        && std::env::var("MAFAT_NO_SUBGROUPS").map_or(true, |v| v != "1")
 }
 
 impl GpuContext {
@@ -90,10 +101,7 @@ impl GpuContext {
         let info = chosen.get_info();
         let limits = chosen.limits();
         let timestamps = chosen.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let subgroups = allow_subgroups
-            && chosen.features().contains(wgpu::Features::SUBGROUP)
-            && info.subgroup_min_size as usize >= crate::gpu::conv_kernel::CONV_QUADS
-            && std::env::var("MAFAT_NO_SUBGROUPS").map_or(true, |v| v != "1");
+        let subgroups = allow_subgroups && subgroups_usable(chosen.features(), &info);
         let mut required_features = wgpu::Features::empty();
         if timestamps {
             required_features |= wgpu::Features::TIMESTAMP_QUERY;
@@ -143,6 +151,45 @@ impl GpuContext {
         })
     }
 
+    /// Use a device the caller opened (an app that renders with wgpu shares its device with mafat).
+    /// The adapter's info, limits and features are read from the device; mafat uses timestamps and
+    /// subgroups only where the device was created with them (`TIMESTAMP_QUERY`, `SUBGROUP`), and
+    /// installs no uncaptured-error handler of its own: its calls run inside error scopes.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, allow_subgroups: bool) -> Self {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        let features = device.features();
+        GpuContext {
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            subgroups: allow_subgroups && subgroups_usable(features, &info),
+            device,
+            queue,
+            info,
+            limits,
+            uncaptured: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The limits the planner respects, read from the device.
+    pub fn device_limits(&self) -> DeviceLimits {
+        let l = &self.limits;
+        DeviceLimits {
+            max_buffer_size: l.max_buffer_size,
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
+            min_uniform_buffer_offset_alignment: l.min_uniform_buffer_offset_alignment as u64,
+            min_storage_buffer_offset_alignment: l.min_storage_buffer_offset_alignment as u64,
+            max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+            timestamps: self.timestamps,
+        }
+    }
+
+    /// What the kernels' WGSL may use on this device.
+    pub fn shader_caps(&self) -> ShaderCaps {
+        ShaderCaps {
+            subgroups: self.subgroups,
+        }
+    }
+
     /// "name (backend)" for reports.
     pub fn adapter_name(&self) -> String {
         format!("{} ({})", self.info.name, self.info.backend)
@@ -163,6 +210,11 @@ impl GpuContext {
         }
         self.check(during)?;
         Ok(out)
+    }
+
+    /// [`GpuContext::scoped`] for work that can fail on its own: a wgpu error comes first.
+    pub fn scoped_result<T>(&self, during: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.scoped(during, f)?
     }
 
     /// Fail with the first error wgpu reported outside a scope since the last check.

@@ -33,6 +33,8 @@ pub struct AdapterReport {
     pub driver_info: String,
     /// GPU timestamp queries (mafat times layers with them when present).
     pub timestamp_query: bool,
+    /// 16-bit floats in shaders (`shader-f16`).
+    pub shader_f16: bool,
     /// Subgroup operations and the subgroup sizes (mafat's conv kernel shares weight loads with them).
     pub subgroups: bool,
     /// Smallest and largest subgroup size, in lanes.
@@ -71,6 +73,7 @@ pub fn list_adapters() -> Result<Vec<AdapterReport>> {
                 driver: i.driver,
                 driver_info: i.driver_info,
                 timestamp_query: a.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+                shader_f16: a.features().contains(wgpu::Features::SHADER_F16),
                 subgroups: a.features().contains(wgpu::Features::SUBGROUP),
                 subgroup_sizes: [i.subgroup_min_size, i.subgroup_max_size],
                 limits: LimitsReport {

@@ -1,17 +1,14 @@
-//! GPU side (wgpu): device context, WGSL kernels, the budget-accounted buffer pool, the executor.
+//! GPU side (wgpu): the device context, compiled pipelines, the budget-accounted buffer pool, byte
+//! transfers and the executor. Applications use it through [`crate::Session`].
 
-pub mod calibrate;
 pub mod context;
-pub mod conv_kernel;
 pub mod executor;
 pub mod info;
-pub mod kernels;
-pub mod measure;
+pub mod pipelines;
 pub mod pool;
-pub mod regret;
-pub mod sweep;
+pub(crate) mod transfer;
 
 pub use context::GpuContext;
 pub use executor::{Executor, RunOutput, Timing};
-pub use kernels::Pipelines;
+pub use pipelines::Pipelines;
 pub use pool::{BufferPool, PoolStats};

@@ -355,313 +355,16 @@ pub fn parse_prefix(
         let prev = layers.last().map_or(input, |l| l.output);
         let line = s.line;
         let (kind, in_shape, out) = match s.name.as_str() {
-            "convolutional" | "conv" => {
-                let filters = s.uint(&cx, "filters", Some(1), 1)?;
-                let size = s.uint(&cx, "size", Some(1), 1)?;
-                let stride = s.uint(&cx, "stride", Some(1), 1)?;
-                let pad = s.flag(&cx, "pad")?;
-                let padding = s.uint(&cx, "padding", Some(0), 0)?;
-                let padding = if pad { size / 2 } else { padding };
-                let groups = s.uint(&cx, "groups", Some(1), 1)?;
-                let batch_normalize = s.flag(&cx, "batch_normalize")?;
-                let activation = s.activation(&cx, Activation::Logistic)?;
-                for key in ["binary", "xnor"] {
-                    if s.flag(&cx, key)? {
-                        return Err(cx.err(line, format!("[{}] {key}=1 is not supported", s.name)));
-                    }
-                }
-                for key in ["stride_x", "stride_y"] {
-                    if let Some((l, v)) = s.take(key)
-                        && v != stride.to_string()
-                    {
-                        return Err(cx.err(
-                            l,
-                            format!(
-                                "{key}={v}: only square strides are supported (stride={stride})"
-                            ),
-                        ));
-                    }
-                }
-                if let Some((l, v)) = s.take("dilation")
-                    && v != "1"
-                {
-                    return Err(cx.err(l, format!("dilation={v}: only dilation=1 is supported")));
-                }
-                s.finish(&cx, CONV_IGNORED)?;
-                if !prev.c.is_multiple_of(groups) || filters % groups != 0 {
-                    return Err(cx.err(line, format!(
-                        "layer {index}: groups={groups} must divide both the input channels ({}) and filters ({filters})",
-                        prev.c
-                    )));
-                }
-                if prev.h + 2 * padding < size || prev.w + 2 * padding < size {
-                    return Err(cx.err(line, format!(
-                        "layer {index}: kernel {size}x{size} is larger than the padded input {}x{} (padding {padding})",
-                        prev.w + 2 * padding, prev.h + 2 * padding
-                    )));
-                }
-                let weights = (filters as u64) * (prev.c / groups) as u64 * (size * size) as u64;
-                if weights > MAX_WEIGHT_ELEMS {
-                    return Err(cx.err(
-                        line,
-                        format!("layer {index}: {weights} weights is too many (over 2^31)"),
-                    ));
-                }
-                let oh = (prev.h + 2 * padding - size) / stride + 1;
-                let ow = (prev.w + 2 * padding - size) / stride + 1;
-                let conv = Conv {
-                    filters,
-                    size,
-                    stride,
-                    padding,
-                    groups,
-                    batch_normalize,
-                    activation,
-                };
-                (LayerKind::Conv(conv), prev, Shape::new(filters, oh, ow))
-            }
-            "maxpool" | "max" => {
-                let stride = s.uint(&cx, "stride", Some(1), 1)?;
-                let size = s.uint(&cx, "size", Some(stride), 1)?;
-                let padding = s.uint(&cx, "padding", Some(size - 1), 0)?;
-                s.finish(&cx, &[])?;
-                if prev.h + padding < size || prev.w + padding < size {
-                    return Err(cx.err(line, format!(
-                        "layer {index}: pool window {size}x{size} is larger than the padded input {}x{}",
-                        prev.w + padding, prev.h + padding
-                    )));
-                }
-                let oh = (prev.h + padding - size) / stride + 1;
-                let ow = (prev.w + padding - size) / stride + 1;
-                (
-                    LayerKind::MaxPool(MaxPool {
-                        size,
-                        stride,
-                        padding,
-                    }),
-                    prev,
-                    Shape::new(prev.c, oh, ow),
-                )
-            }
-            "avgpool" | "avg" => {
-                s.finish(&cx, &[])?;
-                (LayerKind::AvgPool, prev, Shape::new(prev.c, 1, 1))
-            }
-            "softmax" | "soft" => {
-                let groups = s.uint(&cx, "groups", Some(1), 1)?;
-                let temperature = s.float(&cx, "temperature", 1.0)?;
-                s.finish(&cx, &[])?;
-                if !prev.len().is_multiple_of(groups) {
-                    return Err(cx.err(
-                        line,
-                        format!(
-                            "layer {index}: groups={groups} does not divide the {} inputs",
-                            prev.len()
-                        ),
-                    ));
-                }
-                if temperature == 0.0 {
-                    return Err(cx.err(line, "temperature=0: expected a non-zero number"));
-                }
-                (
-                    LayerKind::Softmax {
-                        groups,
-                        temperature,
-                    },
-                    prev,
-                    prev,
-                )
-            }
-            "route" => {
-                let Some((l, refs)) = s.list::<i64>(&cx, "layers", "layer indices")? else {
-                    return Err(cx.err(line, "[route] needs `layers=...` (layer indices)"));
-                };
-                s.finish(&cx, &[])?;
-                let mut resolved = Vec::with_capacity(refs.len());
-                let mut c = 0usize;
-                let mut hw: Option<(usize, usize)> = None;
-                for &r in &refs {
-                    let src = resolve(&cx, l, "layers", r, index)?;
-                    let sh = layers[src].output;
-                    if let Some((hh, ww)) = hw
-                        && (hh, ww) != (sh.h, sh.w)
-                    {
-                        return Err(cx.err(l, format!(
-                                "layer {index}: route inputs differ in size: layer {src} is {sh}, the first is {ww}x{hh}"
-                            )));
-                    }
-                    hw = Some((sh.h, sh.w));
-                    c += sh.c;
-                    resolved.push(src);
-                }
-                let (hh, ww) = hw.unwrap_or((0, 0));
-                let shape = Shape::new(c, hh, ww);
-                (LayerKind::Route { layers: resolved }, shape, shape)
-            }
-            "upsample" => {
-                let stride = s.uint(&cx, "stride", Some(2), 1)?;
-                let scale = s.float(&cx, "scale", 1.0)?;
-                s.finish(&cx, &[])?;
-                (
-                    LayerKind::Upsample { stride, scale },
-                    prev,
-                    Shape::new(prev.c, prev.h * stride, prev.w * stride),
-                )
-            }
-            "reorg" => {
-                let stride = s.uint(&cx, "stride", Some(1), 1)?;
-                for key in ["reverse", "flatten", "extra"] {
-                    if s.flag(&cx, key)? {
-                        return Err(cx.err(line, format!("[reorg] {key}=1 is not supported")));
-                    }
-                }
-                s.finish(&cx, &[])?;
-                if !prev.h.is_multiple_of(stride)
-                    || !prev.w.is_multiple_of(stride)
-                    || !prev.c.is_multiple_of(stride * stride)
-                {
-                    return Err(cx.err(line, format!(
-                        "layer {index}: reorg stride {stride} needs width and height divisible by {stride} and channels by {}; input is {prev}",
-                        stride * stride
-                    )));
-                }
-                (
-                    LayerKind::Reorg { stride },
-                    prev,
-                    Shape::new(prev.c * stride * stride, prev.h / stride, prev.w / stride),
-                )
-            }
-            "shortcut" => {
-                let (l, from) = match s.take("from") {
-                    Some((l, v)) => (
-                        l,
-                        v.parse::<i64>()
-                            .map_err(|_| cx.err(l, format!("from={v}: expected a layer index")))?,
-                    ),
-                    None => return Err(cx.err(line, "[shortcut] needs `from=N` (a layer index)")),
-                };
-                let from = resolve(&cx, l, "from", from, index)?;
-                let activation = s.activation(&cx, Activation::Linear)?;
-                let alpha = s.float(&cx, "alpha", 1.0)?;
-                let beta = s.float(&cx, "beta", 1.0)?;
-                s.finish(&cx, &[])?;
-                let add = layers[from].output;
-                let scales = |a: usize, b: usize| b > 0 && a.is_multiple_of(b);
-                let fits = (scales(add.w, prev.w)
-                    && scales(add.h, prev.h)
-                    && add.w / prev.w == add.h / prev.h)
-                    || (scales(prev.w, add.w)
-                        && scales(prev.h, add.h)
-                        && prev.w / add.w == prev.h / add.h);
-                if !fits {
-                    return Err(cx.err(line, format!(
-                        "layer {index}: shortcut adds layer {from} ({add}) to {prev}; their widths and heights must be equal or differ by one integer factor"
-                    )));
-                }
-                (
-                    LayerKind::Shortcut {
-                        from,
-                        activation,
-                        alpha,
-                        beta,
-                    },
-                    prev,
-                    prev,
-                )
-            }
-            "region" => {
-                let classes = s.uint(&cx, "classes", Some(20), 0)?;
-                let coords = s.uint(&cx, "coords", Some(4), 0)?;
-                let num = s.uint(&cx, "num", Some(1), 1)?;
-                let softmax = s.flag(&cx, "softmax")?;
-                let background = s.flag(&cx, "background")?;
-                let anchors = match s.list::<f32>(&cx, "anchors", "numbers")? {
-                    Some((l, a)) if a.len() != 2 * num => {
-                        return Err(cx.err(
-                            l,
-                            format!(
-                                "anchors: {} numbers given, expected 2·num = {}",
-                                a.len(),
-                                2 * num
-                            ),
-                        ));
-                    }
-                    Some((_, a)) => a,
-                    None => Vec::new(),
-                };
-                if s.take("tree").is_some() {
-                    return Err(cx.err(
-                        line,
-                        "[region] tree= (YOLO9000 softmax trees) is not supported",
-                    ));
-                }
-                s.finish(&cx, DETECTION_IGNORED)?;
-                let want = num * (coords + classes + 1);
-                if prev.c != want {
-                    return Err(cx.err(line, format!(
-                        "layer {index}: region expects num·(coords+classes+1) = {want} input channels, got {}",
-                        prev.c
-                    )));
-                }
-                (
-                    LayerKind::Region(Region {
-                        classes,
-                        coords,
-                        num,
-                        softmax,
-                        background,
-                        anchors,
-                    }),
-                    prev,
-                    prev,
-                )
-            }
-            "yolo" => {
-                let classes = s.uint(&cx, "classes", Some(20), 0)?;
-                let total = s.uint(&cx, "num", Some(1), 1)?;
-                let anchors = match s.list::<f32>(&cx, "anchors", "numbers")? {
-                    Some((l, a)) if a.len() != 2 * total => {
-                        return Err(cx.err(
-                            l,
-                            format!(
-                                "anchors: {} numbers given, expected 2·num = {}",
-                                a.len(),
-                                2 * total
-                            ),
-                        ));
-                    }
-                    Some((_, a)) => a,
-                    None => Vec::new(),
-                };
-                let mask = match s.list::<usize>(&cx, "mask", "anchor indices")? {
-                    Some((l, m)) => {
-                        if let Some(bad) = m.iter().find(|&&i| i >= total) {
-                            return Err(
-                                cx.err(l, format!("mask: index {bad} is not below num={total}"))
-                            );
-                        }
-                        m
-                    }
-                    None => (0..total).collect(),
-                };
-                s.finish(&cx, DETECTION_IGNORED)?;
-                let want = mask.len() * (classes + 5);
-                if prev.c != want {
-                    return Err(cx.err(line, format!(
-                        "layer {index}: yolo expects masks·(classes+5) = {want} input channels, got {}",
-                        prev.c
-                    )));
-                }
-                (
-                    LayerKind::Yolo(Yolo {
-                        classes,
-                        mask,
-                        anchors,
-                    }),
-                    prev,
-                    prev,
-                )
-            }
+            "convolutional" | "conv" => conv_layer(&cx, &mut s, prev, index)?,
+            "maxpool" | "max" => maxpool_layer(&cx, &mut s, prev, index)?,
+            "avgpool" | "avg" => avgpool_layer(&cx, &mut s, prev)?,
+            "softmax" | "soft" => softmax_layer(&cx, &mut s, prev, index)?,
+            "route" => route_layer(&cx, &mut s, index, &layers)?,
+            "upsample" => upsample_layer(&cx, &mut s, prev)?,
+            "reorg" => reorg_layer(&cx, &mut s, prev, index)?,
+            "shortcut" => shortcut_layer(&cx, &mut s, prev, index, &layers)?,
+            "region" => region_layer(&cx, &mut s, prev, index)?,
+            "yolo" => yolo_layer(&cx, &mut s, prev, index)?,
             "net" | "network" => {
                 return Err(cx.err(line, "[net] may appear only once, as the first section"));
             }
@@ -687,4 +390,369 @@ pub fn parse_prefix(
         input,
         layers,
     })
+}
+
+/// A layer from a `[convolutional]` section: its kind, input shape and output shape.
+fn conv_layer(
+    cx: &Ctx<'_>,
+    s: &mut Section,
+    prev: Shape,
+    index: usize,
+) -> Result<(LayerKind, Shape, Shape)> {
+    let line = s.line;
+    let filters = s.uint(cx, "filters", Some(1), 1)?;
+    let size = s.uint(cx, "size", Some(1), 1)?;
+    let stride = s.uint(cx, "stride", Some(1), 1)?;
+    let pad = s.flag(cx, "pad")?;
+    let padding = s.uint(cx, "padding", Some(0), 0)?;
+    let padding = if pad { size / 2 } else { padding };
+    let groups = s.uint(cx, "groups", Some(1), 1)?;
+    let batch_normalize = s.flag(cx, "batch_normalize")?;
+    let activation = s.activation(cx, Activation::Logistic)?;
+    for key in ["binary", "xnor"] {
+        if s.flag(cx, key)? {
+            return Err(cx.err(line, format!("[{}] {key}=1 is not supported", s.name)));
+        }
+    }
+    for key in ["stride_x", "stride_y"] {
+        if let Some((l, v)) = s.take(key)
+            && v != stride.to_string()
+        {
+            return Err(cx.err(
+                l,
+                format!("{key}={v}: only square strides are supported (stride={stride})"),
+            ));
+        }
+    }
+    if let Some((l, v)) = s.take("dilation")
+        && v != "1"
+    {
+        return Err(cx.err(l, format!("dilation={v}: only dilation=1 is supported")));
+    }
+    s.finish(cx, CONV_IGNORED)?;
+    if !prev.c.is_multiple_of(groups) || filters % groups != 0 {
+        return Err(cx.err(line, format!(
+            "layer {index}: groups={groups} must divide both the input channels ({}) and filters ({filters})",
+            prev.c
+        )));
+    }
+    if prev.h + 2 * padding < size || prev.w + 2 * padding < size {
+        return Err(cx.err(line, format!(
+            "layer {index}: kernel {size}x{size} is larger than the padded input {}x{} (padding {padding})",
+            prev.w + 2 * padding, prev.h + 2 * padding
+        )));
+    }
+    let weights = (filters as u64) * (prev.c / groups) as u64 * (size * size) as u64;
+    if weights > MAX_WEIGHT_ELEMS {
+        return Err(cx.err(
+            line,
+            format!("layer {index}: {weights} weights is too many (over 2^31)"),
+        ));
+    }
+    let oh = (prev.h + 2 * padding - size) / stride + 1;
+    let ow = (prev.w + 2 * padding - size) / stride + 1;
+    let conv = Conv {
+        filters,
+        size,
+        stride,
+        padding,
+        groups,
+        batch_normalize,
+        activation,
+    };
+    Ok((LayerKind::Conv(conv), prev, Shape::new(filters, oh, ow)))
+}
+
+/// A layer from a `[maxpool]` (Darknet padding) section: its kind, input shape and output shape.
+fn maxpool_layer(
+    cx: &Ctx<'_>,
+    s: &mut Section,
+    prev: Shape,
+    index: usize,
+) -> Result<(LayerKind, Shape, Shape)> {
+    let line = s.line;
+    let stride = s.uint(cx, "stride", Some(1), 1)?;
+    let size = s.uint(cx, "size", Some(stride), 1)?;
+    let padding = s.uint(cx, "padding", Some(size - 1), 0)?;
+    s.finish(cx, &[])?;
+    if prev.h + padding < size || prev.w + padding < size {
+        return Err(cx.err(
+            line,
+            format!(
+                "layer {index}: pool window {size}x{size} is larger than the padded input {}x{}",
+                prev.w + padding,
+                prev.h + padding
+            ),
+        ));
+    }
+    let oh = (prev.h + padding - size) / stride + 1;
+    let ow = (prev.w + padding - size) / stride + 1;
+    Ok((
+        LayerKind::MaxPool(MaxPool {
+            size,
+            stride,
+            padding,
+        }),
+        prev,
+        Shape::new(prev.c, oh, ow),
+    ))
+}
+
+/// A layer from a `[avgpool]` section: its kind, input shape and output shape.
+fn avgpool_layer(cx: &Ctx<'_>, s: &mut Section, prev: Shape) -> Result<(LayerKind, Shape, Shape)> {
+    s.finish(cx, &[])?;
+    Ok((LayerKind::AvgPool, prev, Shape::new(prev.c, 1, 1)))
+}
+
+/// A layer from a `[softmax]` section: its kind, input shape and output shape.
+fn softmax_layer(
+    cx: &Ctx<'_>,
+    s: &mut Section,
+    prev: Shape,
+    index: usize,
+) -> Result<(LayerKind, Shape, Shape)> {
+    let line = s.line;
+    let groups = s.uint(cx, "groups", Some(1), 1)?;
+    let temperature = s.float(cx, "temperature", 1.0)?;
+    s.finish(cx, &[])?;
+    if !prev.len().is_multiple_of(groups) {
+        return Err(cx.err(
+            line,
+            format!(
+                "layer {index}: groups={groups} does not divide the {} inputs",
+                prev.len()
+            ),
+        ));
+    }
+    if temperature == 0.0 {
+        return Err(cx.err(line, "temperature=0: expected a non-zero number"));
+    }
+    Ok((
+        LayerKind::Softmax {
+            groups,
+            temperature,
+        },
+        prev,
+        prev,
+    ))
+}
+
+/// A layer from a `[route]` section: its kind, input shape and output shape.
+fn route_layer(
+    cx: &Ctx<'_>,
+    s: &mut Section,
+    index: usize,
+    layers: &[Layer],
+) -> Result<(LayerKind, Shape, Shape)> {
+    let line = s.line;
+    let Some((l, refs)) = s.list::<i64>(cx, "layers", "layer indices")? else {
+        return Err(cx.err(line, "[route] needs `layers=...` (layer indices)"));
+    };
+    s.finish(cx, &[])?;
+    let mut resolved = Vec::with_capacity(refs.len());
+    let mut c = 0usize;
+    let mut hw: Option<(usize, usize)> = None;
+    for &r in &refs {
+        let src = resolve(cx, l, "layers", r, index)?;
+        let sh = layers[src].output;
+        if let Some((hh, ww)) = hw
+            && (hh, ww) != (sh.h, sh.w)
+        {
+            return Err(cx.err(l, format!(
+                    "layer {index}: route inputs differ in size: layer {src} is {sh}, the first is {ww}x{hh}"
+                )));
+        }
+        hw = Some((sh.h, sh.w));
+        c += sh.c;
+        resolved.push(src);
+    }
+    let (hh, ww) = hw.unwrap_or((0, 0));
+    let shape = Shape::new(c, hh, ww);
+    Ok((LayerKind::Route { layers: resolved }, shape, shape))
+}
+
+/// A layer from a `[upsample]` section: its kind, input shape and output shape.
+fn upsample_layer(cx: &Ctx<'_>, s: &mut Section, prev: Shape) -> Result<(LayerKind, Shape, Shape)> {
+    let stride = s.uint(cx, "stride", Some(2), 1)?;
+    let scale = s.float(cx, "scale", 1.0)?;
+    s.finish(cx, &[])?;
+    Ok((
+        LayerKind::Upsample { stride, scale },
+        prev,
+        Shape::new(prev.c, prev.h * stride, prev.w * stride),
+    ))
+}
+
+/// A layer from a `[reorg]` section: its kind, input shape and output shape.
+fn reorg_layer(
+    cx: &Ctx<'_>,
+    s: &mut Section,
+    prev: Shape,
+    index: usize,
+) -> Result<(LayerKind, Shape, Shape)> {
+    let line = s.line;
+    let stride = s.uint(cx, "stride", Some(1), 1)?;
+    for key in ["reverse", "flatten", "extra"] {
+        if s.flag(cx, key)? {
+            return Err(cx.err(line, format!("[reorg] {key}=1 is not supported")));
+        }
+    }
+    s.finish(cx, &[])?;
+    if !prev.h.is_multiple_of(stride)
+        || !prev.w.is_multiple_of(stride)
+        || !prev.c.is_multiple_of(stride * stride)
+    {
+        return Err(cx.err(line, format!(
+            "layer {index}: reorg stride {stride} needs width and height divisible by {stride} and channels by {}; input is {prev}",
+            stride * stride
+        )));
+    }
+    Ok((
+        LayerKind::Reorg { stride },
+        prev,
+        Shape::new(prev.c * stride * stride, prev.h / stride, prev.w / stride),
+    ))
+}
+
+/// A layer from a `[shortcut]` section: its kind, input shape and output shape.
+fn shortcut_layer(
+    cx: &Ctx<'_>,
+    s: &mut Section,
+    prev: Shape,
+    index: usize,
+    layers: &[Layer],
+) -> Result<(LayerKind, Shape, Shape)> {
+    let line = s.line;
+    let (l, from) = match s.take("from") {
+        Some((l, v)) => (
+            l,
+            v.parse::<i64>()
+                .map_err(|_| cx.err(l, format!("from={v}: expected a layer index")))?,
+        ),
+        None => return Err(cx.err(line, "[shortcut] needs `from=N` (a layer index)")),
+    };
+    let from = resolve(cx, l, "from", from, index)?;
+    let activation = s.activation(cx, Activation::Linear)?;
+    let alpha = s.float(cx, "alpha", 1.0)?;
+    let beta = s.float(cx, "beta", 1.0)?;
+    s.finish(cx, &[])?;
+    let add = layers[from].output;
+    let scales = |a: usize, b: usize| b > 0 && a.is_multiple_of(b);
+    let fits = (scales(add.w, prev.w) && scales(add.h, prev.h) && add.w / prev.w == add.h / prev.h)
+        || (scales(prev.w, add.w) && scales(prev.h, add.h) && prev.w / add.w == prev.h / add.h);
+    if !fits {
+        return Err(cx.err(line, format!(
+            "layer {index}: shortcut adds layer {from} ({add}) to {prev}; their widths and heights must be equal or differ by one integer factor"
+        )));
+    }
+    Ok((
+        LayerKind::Shortcut {
+            from,
+            activation,
+            alpha,
+            beta,
+        },
+        prev,
+        prev,
+    ))
+}
+
+/// A head's `anchors=`: 2·`num` numbers, or none.
+fn anchors(cx: &Ctx<'_>, s: &mut Section, num: usize) -> Result<Vec<f32>> {
+    match s.list::<f32>(cx, "anchors", "numbers")? {
+        Some((l, a)) if a.len() != 2 * num => Err(cx.err(
+            l,
+            format!(
+                "anchors: {} numbers given, expected 2·num = {}",
+                a.len(),
+                2 * num
+            ),
+        )),
+        Some((_, a)) => Ok(a),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A layer from a `[region]` section: its kind, input shape and output shape.
+fn region_layer(
+    cx: &Ctx<'_>,
+    s: &mut Section,
+    prev: Shape,
+    index: usize,
+) -> Result<(LayerKind, Shape, Shape)> {
+    let line = s.line;
+    let classes = s.uint(cx, "classes", Some(20), 0)?;
+    let coords = s.uint(cx, "coords", Some(4), 0)?;
+    let num = s.uint(cx, "num", Some(1), 1)?;
+    let softmax = s.flag(cx, "softmax")?;
+    let background = s.flag(cx, "background")?;
+    let anchors = anchors(cx, s, num)?;
+    if s.take("tree").is_some() {
+        return Err(cx.err(
+            line,
+            "[region] tree= (YOLO9000 softmax trees) is not supported",
+        ));
+    }
+    s.finish(cx, DETECTION_IGNORED)?;
+    let want = num * (coords + classes + 1);
+    if prev.c != want {
+        return Err(cx.err(line, format!(
+            "layer {index}: region expects num·(coords+classes+1) = {want} input channels, got {}",
+            prev.c
+        )));
+    }
+    Ok((
+        LayerKind::Region(Region {
+            classes,
+            coords,
+            num,
+            softmax,
+            background,
+            anchors,
+        }),
+        prev,
+        prev,
+    ))
+}
+
+/// A layer from a `[yolo]` section: its kind, input shape and output shape.
+fn yolo_layer(
+    cx: &Ctx<'_>,
+    s: &mut Section,
+    prev: Shape,
+    index: usize,
+) -> Result<(LayerKind, Shape, Shape)> {
+    let line = s.line;
+    let classes = s.uint(cx, "classes", Some(20), 0)?;
+    let total = s.uint(cx, "num", Some(1), 1)?;
+    let anchors = anchors(cx, s, total)?;
+    let mask = match s.list::<usize>(cx, "mask", "anchor indices")? {
+        Some((l, m)) => {
+            if let Some(bad) = m.iter().find(|&&i| i >= total) {
+                return Err(cx.err(l, format!("mask: index {bad} is not below num={total}")));
+            }
+            m
+        }
+        None => (0..total).collect(),
+    };
+    s.finish(cx, DETECTION_IGNORED)?;
+    let want = mask.len() * (classes + 5);
+    if prev.c != want {
+        return Err(cx.err(
+            line,
+            format!(
+                "layer {index}: yolo expects masks·(classes+5) = {want} input channels, got {}",
+                prev.c
+            ),
+        ));
+    }
+    Ok((
+        LayerKind::Yolo(Yolo {
+            classes,
+            mask,
+            anchors,
+        }),
+        prev,
+        prev,
+    ))
 }

@@ -19,18 +19,58 @@ pub fn load(model: &str, size: Option<(usize, usize)>) -> Result<Network> {
     if !path.exists() {
         return Err(Error::UnknownModel(model.to_string()));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::Cfg {
-        origin: model.to_string(),
-        line: 0,
-        message: "not a text file (expected a Darknet .cfg in UTF-8/ASCII)".into(),
+    let text = read_capped(path, MAX_CFG_BYTES, "a Darknet .cfg").map_err(|e| match e {
+        CappedRead::Io(e) => Error::io(path, e),
+        CappedRead::Refused(message) => Error::Cfg {
+            origin: model.to_string(),
+            line: 0,
+            message,
+        },
     })?;
     cfg::parse(&text, model, size)
 }
 
+/// Largest `.cfg` file read, in bytes (Darknet's largest are ~30 KiB).
+pub const MAX_CFG_BYTES: u64 = 4 << 20;
+
+/// Read a text file of at most `cap` bytes (`what` names the expected content in errors): a larger
+/// file, or one that is not UTF-8, is refused with the path, without reading past the cap.
+pub fn read_text_capped(path: &Path, cap: u64, what: &str) -> Result<String> {
+    read_capped(path, cap, what).map_err(|e| match e {
+        CappedRead::Io(e) => Error::io(path, e),
+        CappedRead::Refused(m) => Error::Usage(format!("{}: {m}", path.display())),
+    })
+}
+
+enum CappedRead {
+    Io(std::io::Error),
+    Refused(String),
+}
+
+fn read_capped(path: &Path, cap: u64, what: &str) -> std::result::Result<String, CappedRead> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(CappedRead::Io)?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(CappedRead::Io)?;
+    if bytes.len() as u64 > cap {
+        return Err(CappedRead::Refused(format!(
+            "larger than {cap} bytes: too large for {what}"
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| CappedRead::Refused(format!("not a text file (expected {what} in UTF-8)")))
+}
+
 /// Parse `WxH` (e.g. `416x416`).
 pub fn parse_size(s: &str) -> Result<(usize, usize)> {
-    let bad = || Error::Usage(format!("--size {s}: expected WIDTHxHEIGHT, e.g. 416x416"));
+    let bad = || {
+        Error::Usage(format!(
+            "--size {}: expected WIDTHxHEIGHT, e.g. 416x416",
+            crate::units::prefix(s)
+        ))
+    };
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
     let w: usize = w.trim().parse().map_err(|_| bad())?;
     let h: usize = h.trim().parse().map_err(|_| bad())?;

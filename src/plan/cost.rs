@@ -1,8 +1,8 @@
 //! The latency cost model: what a configuration will take on one adapter, predicted without running it.
 //!
-//! A model is *calibrated* on the adapter (see [`crate::gpu::calibrate`]) and holds, per layer, the
+//! A model is *calibrated* on the adapter (see [`crate::tune::calibrate`]) and holds, per layer, the
 //! measured time of one dispatch of that layer's kernel at several region sizes, as points
-//! `(invocations, ms)` — invocations with work to do, [`crate::plan::memory::invocations`]; a
+//! `(invocations, ms)` — invocations with work to do ([`crate::kernel::Kernel::invocations`]); a
 //! dispatch of any other size is interpolated linearly between the two nearest points (extrapolated
 //! from the nearest segment outside them, never below zero). Piecewise-linear fits both a CPU
 //! rasterizer (time ∝ work plus a fixed cost) and a large GPU (flat until the machine is full, then
@@ -18,9 +18,8 @@
 //! what lets [`crate::plan::search`] find its exact optimum.
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernel;
 use crate::network::Network;
-use crate::plan::memory::{Dispatch, MemoryPlan, Residency, Step, invocations};
+use crate::plan::memory::{Dispatch, MemoryPlan, Residency};
 use serde::{Deserialize, Serialize};
 
 /// What a calibration was made for; a cached calibration is used only for the same key.
@@ -110,12 +109,9 @@ impl LayerCost {
     }
 }
 
-/// The size of a planned dispatch in the model's measure (working invocations).
+/// The size of a planned dispatch in the model's measure (its kernel's working invocations).
 pub fn dispatch_size(net: &Network, d: &Dispatch) -> f64 {
-    match d.kernel {
-        Kernel::Copy => d.input.holds.len(d.input.channels) as f64,
-        k => invocations(net, d.layer, k, d.region) as f64,
-    }
+    d.invocations(net) as f64
 }
 
 impl CostModel {
@@ -208,10 +204,7 @@ impl CostModel {
                 let steps = &plan.steps[g.steps.clone()];
                 let work: f64 = steps
                     .iter()
-                    .map(|s| {
-                        let Step::Dispatch(d) = s;
-                        self.dispatch_ms(d.layer, dispatch_size(net, d))
-                    })
+                    .map(|d| self.dispatch_ms(d.layer, dispatch_size(net, d)))
                     .sum();
                 let upload = match (plan.residency, g.weights_upload) {
                     (Residency::PerGroup, Some((_, bytes))) => bytes,

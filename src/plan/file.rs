@@ -8,8 +8,9 @@
 use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::plan::config::Config;
-use crate::plan::cost::{CalibrationKey, network_hash};
-use crate::plan::memory::{MemoryBreakdown, Residency};
+use crate::plan::cost::{CalibrationKey, CostModel, network_hash};
+use crate::plan::memory::{MemoryBreakdown, MemoryPlan, Residency};
+use crate::plan::search::Choice;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -66,10 +67,38 @@ pub struct PlanFile {
     pub breakdown: Option<MemoryBreakdown>,
 }
 
+/// Largest plan file read, in bytes.
+pub const MAX_PLAN_BYTES: u64 = 1 << 20;
+
 impl PlanFile {
+    /// The file of the search's `choice` for `budget`, planned as `plan`, with the cost model `cost`
+    /// (whose key names the adapter).
+    pub fn of(
+        net: &Network,
+        choice: &Choice,
+        plan: &MemoryPlan,
+        cost: &CostModel,
+        budget: u64,
+    ) -> Self {
+        PlanFile {
+            mafat: env!("CARGO_PKG_VERSION").into(),
+            model: net.name.clone(),
+            network_hash: cost.key.network_hash.clone(),
+            input: [net.input.c, net.input.h, net.input.w],
+            adapter: AdapterId::of(&cost.key),
+            config: choice.config.to_string(),
+            residency: choice.residency,
+            budget_bytes: budget,
+            predicted_peak_bytes: choice.peak_bytes,
+            predicted_latency_ms: choice.predicted_ms,
+            mac_ratio: plan.mac_ratio(net),
+            breakdown: Some(plan.breakdown()),
+        }
+    }
+
     /// Read a plan file (an I/O failure is [`Error::Io`], anything but a plan [`Error::Usage`]).
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::model::read_text_capped(path, MAX_PLAN_BYTES, "a mafat plan")?;
         serde_json::from_str(&text).map_err(|e| {
             Error::Usage(format!(
                 "{}: not a mafat plan ({e}); write one with mafat plan --budget B --out FILE",
@@ -80,7 +109,8 @@ impl PlanFile {
 
     /// Write the plan as pretty-printed JSON.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).expect("plans serialize");
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
         std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
     }
 
@@ -122,6 +152,30 @@ impl PlanFile {
                 adapter.name,
                 adapter.driver,
                 adapter.backend
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuse a plan whose recorded figures do not hold for `plan`, the configuration it names
+    /// planned again: its peak must be the recorded one and within its budget (an edited file
+    /// would otherwise run with figures that are not its own).
+    pub fn check_figures(&self, path: &Path, plan: &MemoryPlan) -> Result<()> {
+        let peak = plan.peak_bytes();
+        if peak != self.predicted_peak_bytes {
+            return Err(Error::Usage(format!(
+                "plan {}: predicted_peak_bytes says {} but config {} with residency {} plans to {peak} bytes; the file was edited or made by another mafat: make it again with mafat plan --out",
+                path.display(),
+                self.predicted_peak_bytes,
+                self.config,
+                self.residency.as_str()
+            )));
+        }
+        if peak > self.budget_bytes {
+            return Err(Error::Usage(format!(
+                "plan {}: budget_bytes {} is below the plan's own peak of {peak} bytes; make it again with mafat plan --out",
+                path.display(),
+                self.budget_bytes
             )));
         }
         Ok(())

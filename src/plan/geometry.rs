@@ -5,55 +5,9 @@
 
 use crate::error::{Error, Result};
 use crate::network::{LayerKind, Network, Shape};
+pub use crate::region::Region;
 use serde::Serialize;
 use std::fmt;
-
-/// An inclusive rectangle of a feature map: rows `y0..=y1`, columns `x0..=x1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct Region {
-    /// First row (inclusive).
-    pub y0: usize,
-    /// Last row (inclusive).
-    pub y1: usize,
-    /// First column (inclusive).
-    pub x0: usize,
-    /// Last column (inclusive).
-    pub x1: usize,
-}
-
-impl Region {
-    /// The whole `h × w` map.
-    pub fn full(h: usize, w: usize) -> Self {
-        Region {
-            y0: 0,
-            y1: h - 1,
-            x0: 0,
-            x1: w - 1,
-        }
-    }
-    /// Rows: `y1 − y0 + 1`.
-    pub fn height(&self) -> usize {
-        self.y1 - self.y0 + 1
-    }
-    /// Columns: `x1 − x0 + 1`.
-    pub fn width(&self) -> usize {
-        self.x1 - self.x0 + 1
-    }
-    /// Elements of the region over `c` channels.
-    pub fn len(&self, c: usize) -> usize {
-        c * self.height() * self.width()
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "rows {}..={}, cols {}..={}",
-            self.y0, self.y1, self.x0, self.x1
-        )
-    }
-}
 
 /// An `R×C` grid of tiles over a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -170,6 +124,19 @@ pub fn trace(
         r = input_region(&net.layers[i].kind, net.layers[i].input, r)?;
     }
     Ok((produced, r))
+}
+
+/// Per tile of group `g` (row-major), the region each of its layers produces, in layer order; an
+/// unfused group has one "tile", the whole output of its one layer.
+pub fn tile_regions(net: &Network, g: &crate::plan::config::Group) -> Result<Vec<Vec<Region>>> {
+    let o = net.layers[g.last()].output;
+    if !g.is_fused() {
+        return Ok(vec![vec![Region::full(o.h, o.w)]]);
+    }
+    tiles(o.h, o.w, g.grid)?
+        .into_iter()
+        .map(|t| trace(net, g.start, g.last(), t).map(|(produced, _)| produced))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,69 +1,25 @@
-//! Every device buffer an execution needs, computed without touching the GPU.
+//! The memory plan: every device buffer an execution needs, what lives where in the arena and when,
+//! and every dispatch in order — the planner's output ([`crate::plan::Planner::plan`]), computed
+//! without touching the GPU.
 //!
-//! The executor allocates exactly the buffers listed here, once, through the pool, and keeps them for
-//! every run; so the pool's peak equals [`MemoryPlan::peak_bytes`] by construction, and the tests check
-//! that it does.
+//! The executor allocates exactly the buffers listed here, once, and keeps them for every run; the
+//! pool's peak equals [`MemoryPlan::peak_bytes`] by construction. (That equality is bookkeeping, not a
+//! check: the arena checker in the tests, wgpu's allocator report and the process's RSS are the
+//! independent ones.)
 //!
 //! Buffers: the weights (one buffer per conv layer when all weights stay resident), one **arena** that
 //! holds every feature map, tile buffer and (with per-group residency) the current group's weights at
-//! offsets, the uniform parameter buffer, and staging/readback/timestamp buffers.
-//!
-//! Arena placement is two-ended: an item lives at the bottom or the top of the arena, at the lowest
-//! position on its side not used by an item whose lifetime overlaps. A group's output goes to the side
-//! opposite its input; its tile buffers and weights go on its input's side. For a chain of groups this
-//! makes the arena exactly the largest `input + output + tiles (+ weights)` of any group, with every item
-//! rounded up to the storage-binding offset alignment. In **naive** mode no two items share bytes.
+//! offsets, the uniform parameter buffer, and the upload, readback and timestamp buffers.
 
-use crate::error::{Error, Result};
-use crate::gpu::conv_kernel::CONV_QUADS;
-use crate::gpu::kernels::{Kernel, PARAMS_BYTES};
-use crate::network::{LayerKind, Network, Source};
+use crate::kernel::{KernelRef, Op, View, Work};
+use crate::network::{Network, Source};
 use crate::plan::config::{Config, Group};
-use crate::plan::geometry::{Region, tiles, trace};
+use crate::region::Region;
 use serde::{Deserialize, Serialize};
-
-/// Workgroups along x before the register-tiled conv spills over into y (WebGPU's guaranteed
-/// minimum of max_compute_workgroups_per_dimension).
-const MAX_GROUPS_X: usize = 65535;
-
-/// Bytes moved per staging round trip (uploads of weights and input, readback of outputs).
-pub const STAGING_CHUNK: u64 = 1 << 20;
-
-/// The adapter limits the plan must respect (copied from `wgpu::Limits` so plans need no GPU).
-#[derive(Debug, Clone, Serialize)]
-pub struct DeviceLimits {
-    /// Largest buffer, in bytes.
-    pub max_buffer_size: u64,
-    /// Largest storage-buffer binding, in bytes.
-    pub max_storage_buffer_binding_size: u64,
-    /// Alignment of uniform-binding offsets, in bytes (the parameter blocks' stride is a multiple).
-    pub min_uniform_buffer_offset_alignment: u64,
-    /// Alignment of storage-binding offsets, in bytes (arena items are rounded up to it).
-    pub min_storage_buffer_offset_alignment: u64,
-    /// Most workgroups along any one dimension of a dispatch.
-    pub max_compute_workgroups_per_dimension: u32,
-    /// The device records GPU timestamps (two queries per group that dispatches kernels, resolved
-    /// into buffers).
-    pub timestamps: bool,
-}
-
-impl DeviceLimits {
-    /// The limits the planner uses, copied from `l`; `timestamps`: the device records GPU timestamps.
-    pub fn from_wgpu(l: &wgpu::Limits, timestamps: bool) -> Self {
-        DeviceLimits {
-            max_buffer_size: l.max_buffer_size,
-            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
-            min_uniform_buffer_offset_alignment: l.min_uniform_buffer_offset_alignment as u64,
-            min_storage_buffer_offset_alignment: l.min_storage_buffer_offset_alignment as u64,
-            max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
-            timestamps,
-        }
-    }
-}
 
 /// How arena bytes are shared between items (the untiled baselines use both; mafat's own plans use
 /// [`Mode::Layerwise`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Liveness reuse: an item's arena bytes are reused once its last reader has run.
@@ -72,8 +28,32 @@ pub enum Mode {
     Naive,
 }
 
+impl Mode {
+    /// The name the CLI and JSON use (`layerwise`, `naive`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Layerwise => "layerwise",
+            Mode::Naive => "naive",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "layerwise" => Ok(Mode::Layerwise),
+            "naive" => Ok(Mode::Naive),
+            _ => Err(crate::Error::Usage(format!(
+                "mode `{}`: expected layerwise or naive",
+                crate::units::prefix(s)
+            ))),
+        }
+    }
+}
+
 /// Where conv weights live during a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Residency {
     /// Every layer's weights in its own buffer, uploaded once, resident for every run.
@@ -84,6 +64,9 @@ pub enum Residency {
 }
 
 impl Residency {
+    /// Both residencies, resident first.
+    pub const BOTH: [Residency; 2] = [Residency::Resident, Residency::PerGroup];
+
     /// The name the CLI and JSON use (`resident`, `per-group`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,22 +76,63 @@ impl Residency {
     }
 }
 
-/// What a buffer (or an arena item) holds.
+impl std::str::FromStr for Residency {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "resident" => Ok(Residency::Resident),
+            "per-group" => Ok(Residency::PerGroup),
+            _ => Err(crate::Error::Usage(format!(
+                "residency `{}`: expected resident or per-group",
+                crate::units::prefix(s)
+            ))),
+        }
+    }
+}
+
+/// What a device buffer is for (the executor derives its usages from this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum BufferKind {
-    /// Conv weights and biases: one layer's resident buffer, or a group's weights in the arena.
+    /// One conv layer's resident weights and biases.
     Weights,
     /// The arena of maps, tile buffers and per-group weights.
     Arena,
-    /// A full feature map (network input, group outputs) inside the arena.
-    Map,
-    /// A tile buffer of a fused group inside the arena.
-    Tile,
     /// The uniform buffer of every dispatch's parameters.
     Params,
-    /// Upload and readback staging, and the timestamp resolve and readback buffers.
-    Staging,
+    /// Staging for uploads (weights, parameters, the input), written by the host.
+    Upload,
+    /// Staging for readback (outputs), read by the host.
+    Readback,
+    /// Where timestamp queries are resolved.
+    TimestampResolve,
+    /// Staging for reading the resolved timestamps.
+    TimestampReadback,
+}
+
+impl BufferKind {
+    /// Upload, readback and timestamp buffers: what the breakdown counts as staging.
+    pub fn is_staging(self) -> bool {
+        matches!(
+            self,
+            BufferKind::Upload
+                | BufferKind::Readback
+                | BufferKind::TimestampResolve
+                | BufferKind::TimestampReadback
+        )
+    }
+}
+
+/// What an arena item holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    /// A full feature map (the network input, group outputs).
+    Map,
+    /// A tile buffer of a fused group.
+    Tile,
+    /// A group's weights under per-group residency.
+    Weights,
 }
 
 /// One device buffer of an execution.
@@ -120,116 +144,6 @@ pub struct BufferSpec {
     pub kind: BufferKind,
     /// Its size in bytes.
     pub size: u64,
-}
-
-/// How a layer runs on the GPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GpuOp {
-    /// One dispatch of a kernel (a route: one copy dispatch per source).
-    Dispatch(Kernel),
-    /// Runs on the CPU after readback (region/yolo heads).
-    CpuHead,
-}
-
-/// How each layer runs on the GPU.
-pub fn gpu_op(kind: &LayerKind) -> GpuOp {
-    match kind {
-        LayerKind::Conv(c) => {
-            if c.groups == 1 || (c.filters / c.groups).is_multiple_of(4 * CONV_QUADS) {
-                GpuOp::Dispatch(Kernel::Conv)
-            } else {
-                GpuOp::Dispatch(Kernel::ConvGrouped)
-            }
-        }
-        LayerKind::MaxPool(_) => GpuOp::Dispatch(Kernel::MaxPool),
-        LayerKind::AvgPool => GpuOp::Dispatch(Kernel::AvgPool),
-        LayerKind::Softmax { .. } => GpuOp::Dispatch(Kernel::Softmax),
-        LayerKind::Route { .. } => GpuOp::Dispatch(Kernel::Copy),
-        LayerKind::Upsample { .. } => GpuOp::Dispatch(Kernel::Upsample),
-        LayerKind::Reorg { .. } => GpuOp::Dispatch(Kernel::Reorg),
-        LayerKind::Shortcut { .. } => GpuOp::Dispatch(Kernel::Shortcut),
-        LayerKind::Region(_) | LayerKind::Yolo(_) => GpuOp::CpuHead,
-    }
-}
-
-/// Bytes of a conv layer's packed weight buffer (weights then biases; the register-tiled kernel pads
-/// the filter count to a multiple of 4).
-pub fn conv_weight_bytes(net: &Network, i: usize) -> u64 {
-    let l = &net.layers[i];
-    let LayerKind::Conv(c) = &l.kind else {
-        return 0;
-    };
-    let per = ((l.input.c / c.groups) * c.size * c.size) as u64;
-    match gpu_op(&l.kind) {
-        GpuOp::Dispatch(Kernel::Conv) => {
-            let nq = (c.filters as u64).div_ceil(4);
-            16 * (nq * per + nq)
-        }
-        _ => 4 * (c.filters as u64 * per + c.filters as u64),
-    }
-}
-
-/// Workgroup counts of layer `i`'s dispatch computing `region` of its output.
-pub fn workgroups(net: &Network, i: usize, kernel: Kernel, region: Region) -> [u32; 3] {
-    let l = &net.layers[i];
-    let (o, x) = (l.output, l.input);
-    let (rh, rw) = (region.height(), region.width());
-    let wg = kernel.workgroup();
-    let ppi = kernel.pixels_per_invocation() as usize;
-    let d = |n: usize, by: u32| n.div_ceil(by as usize) as u32;
-    match kernel {
-        Kernel::Conv => {
-            // Pixel runs are numbered linearly over x and y (the kernel reads `num_workgroups.x`),
-            // so no dimension passes the 65,535-workgroup limit.
-            let groups = rw.div_ceil(ppi) * rh;
-            let total = groups.div_ceil(wg[0] as usize);
-            let y = total.div_ceil(MAX_GROUPS_X);
-            [
-                total.div_ceil(y) as u32,
-                y as u32,
-                d(o.c, 4 * CONV_QUADS as u32),
-            ]
-        }
-        Kernel::ConvGrouped => [d(rw.div_ceil(ppi), wg[0]), d(rh, wg[1]), o.c as u32],
-        Kernel::MaxPool | Kernel::Upsample => [d(rw, wg[0]), d(rh, wg[1]), o.c as u32],
-        Kernel::Reorg | Kernel::Shortcut => [d(x.w, wg[0]), d(x.h, wg[1]), x.c as u32],
-        Kernel::AvgPool => [d(x.c, wg[0]), 1, 1],
-        // Copies are sized by the number of elements: see `copy_workgroups`.
-        Kernel::Copy => copy_workgroups(x.len()),
-        Kernel::Softmax => match &l.kind {
-            LayerKind::Softmax { groups, .. } => [d(*groups, wg[0]), 1, 1],
-            _ => [1, 1, 1],
-        },
-    }
-}
-
-/// Invocations of layer `i`'s dispatch computing `region` that have work to do (workgroups also
-/// hold idle lanes past the region's edge); the cost model's measure of a dispatch's size. A route's
-/// copy: one per element copied.
-pub fn invocations(net: &Network, i: usize, kernel: Kernel, region: Region) -> u64 {
-    let l = &net.layers[i];
-    let (o, x) = (l.output, l.input);
-    let (rh, rw) = (region.height() as u64, region.width() as u64);
-    let ppi = kernel.pixels_per_invocation() as u64;
-    match kernel {
-        Kernel::Conv => rh * rw.div_ceil(ppi) * (o.c as u64).div_ceil(4 * CONV_QUADS as u64),
-        Kernel::ConvGrouped => rh * rw.div_ceil(ppi) * o.c as u64,
-        Kernel::MaxPool | Kernel::Upsample => rh * rw * o.c as u64,
-        Kernel::Reorg | Kernel::Shortcut => x.len() as u64,
-        Kernel::AvgPool => x.c as u64,
-        Kernel::Copy => x.len() as u64,
-        Kernel::Softmax => match &l.kind {
-            LayerKind::Softmax { groups, .. } => *groups as u64,
-            _ => 1,
-        },
-    }
-}
-
-/// Workgroups of a copy of `elements` values (64 per workgroup, spilling from x into y).
-pub fn copy_workgroups(elements: usize) -> [u32; 3] {
-    let total = elements.div_ceil(64);
-    let y = total.div_ceil(MAX_GROUPS_X).max(1);
-    [total.div_ceil(y) as u32, y as u32, 1]
 }
 
 /// A buffer operand of a dispatch: a buffer, the byte offset of the binding, and which region of its
@@ -247,9 +161,16 @@ pub struct Operand {
 }
 
 impl Operand {
+    /// What the binding holds, as a kernel sees it.
+    pub fn view(&self) -> View {
+        View {
+            holds: self.holds,
+            channels: self.channels,
+        }
+    }
     /// Bytes of the map region the binding holds.
     pub fn bytes(&self) -> u64 {
-        4 * self.holds.len(self.channels) as u64
+        self.view().bytes()
     }
 }
 
@@ -261,7 +182,7 @@ pub struct WeightsAt {
     pub buffer: usize,
     /// Byte offset in that buffer.
     pub offset: u64,
-    /// Bytes of the packed weights and biases ([`conv_weight_bytes`]).
+    /// Bytes of the packed weights and biases (the kernel's [`crate::kernel::Kernel::weight_bytes`]).
     pub bytes: u64,
 }
 
@@ -272,8 +193,7 @@ pub struct Dispatch {
     /// The layer it computes (an index into `Network::layers`).
     pub layer: usize,
     /// The kernel it runs.
-    #[serde(skip)]
-    pub kernel: Kernel,
+    pub kernel: KernelRef,
     /// The primary input: inside a fused group, the previous layer's tile buffer for every layer but
     /// the first; else a full map (a route copy: the source copied).
     pub input: Operand,
@@ -293,11 +213,24 @@ pub struct Dispatch {
     pub macs: u64,
 }
 
-/// One step of an execution, in order.
-#[derive(Debug, Clone, Serialize)]
-pub enum Step {
-    /// One kernel dispatch.
-    Dispatch(Dispatch),
+impl Dispatch {
+    /// The dispatch as its kernel sees it.
+    pub fn work<'a>(&self, net: &'a Network) -> Work<'a> {
+        Work {
+            net,
+            layer: self.layer,
+            input: self.input.view(),
+            second: self.second.map(|s| s.view()),
+            output: self.output.view(),
+            region: self.region,
+            dst_element: self.dst_element,
+        }
+    }
+
+    /// Working invocations (the cost model's measure of its size).
+    pub fn invocations(&self, net: &Network) -> u64 {
+        self.kernel.invocations(&self.work(net))
+    }
 }
 
 /// A group of the resolved configuration and its steps.
@@ -318,8 +251,8 @@ pub struct PlannedGroup {
 pub struct ArenaItem {
     /// What it is, for messages (e.g. `layer 7's output`, `group 0..8:2x2 tile buffer A`).
     pub what: String,
-    /// [`BufferKind::Map`], [`BufferKind::Tile`] or [`BufferKind::Weights`].
-    pub kind: BufferKind,
+    /// What it holds.
+    pub kind: ItemKind,
     /// Bytes it holds.
     pub bytes: u64,
     /// Bytes it takes: `bytes` rounded up to the storage offset alignment.
@@ -337,7 +270,12 @@ pub struct ArenaItem {
 }
 
 impl ArenaItem {
-    fn overlaps(&self, o: &ArenaItem) -> bool {
+    /// Whether it is alive at step `t`.
+    pub fn alive_at(&self, t: usize) -> bool {
+        self.created <= t && t <= self.last_use
+    }
+    /// Whether its lifetime overlaps `o`'s.
+    pub fn overlaps(&self, o: &ArenaItem) -> bool {
         self.created <= o.last_use && o.created <= self.last_use
     }
 }
@@ -351,6 +289,8 @@ pub struct MemoryPlan {
     pub residency: Residency,
     /// The configuration as given.
     pub config: Config,
+    /// How each layer runs: its kernel, or the CPU for a detection head.
+    pub ops: Vec<Op>,
     /// The resolved groups, covering every layer in order, with their steps.
     pub groups: Vec<PlannedGroup>,
     /// Every device buffer, in allocation order; [`MemoryPlan::peak_bytes`] is their sum.
@@ -369,11 +309,11 @@ pub struct MemoryPlan {
     /// Index of the uniform buffer of every dispatch's parameters (one block per dispatch, in step
     /// order); `None` when nothing is dispatched.
     pub params: Option<usize>,
-    /// Bytes between two parameter blocks: [`PARAMS_BYTES`] rounded up to the uniform offset
-    /// alignment.
+    /// Bytes between two parameter blocks: [`crate::kernel::PARAMS_BYTES`] rounded up to the uniform
+    /// offset alignment.
     pub params_stride: u64,
-    /// Every step, in execution order.
-    pub steps: Vec<Step>,
+    /// Every dispatch, in execution order.
+    pub steps: Vec<Dispatch>,
     /// Index of the upload staging buffer in `buffers`.
     pub upload: usize,
     /// Index of the readback staging buffer in `buffers`.
@@ -429,11 +369,11 @@ impl MemoryPlan {
             .sum()
     }
 
-    /// The arena operand of a source map.
-    pub fn map_of(&self, s: Source) -> Operand {
+    /// The arena operand of a source map (`None` for a map that exists only inside a fused group).
+    pub fn map_of(&self, s: Source) -> Option<Operand> {
         match s {
-            Source::Input => self.input,
-            Source::Layer(l) => self.maps[l].expect("group outputs have maps"),
+            Source::Input => Some(self.input),
+            Source::Layer(l) => self.maps[l],
         }
     }
 
@@ -449,9 +389,7 @@ impl MemoryPlan {
 
     /// The dispatches, in order.
     pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
-        self.steps.iter().map(|s| match s {
-            Step::Dispatch(d) => d,
-        })
+        self.steps.iter()
     }
 
     /// Groups that dispatch kernels (each is one compute pass, timed as one).
@@ -462,13 +400,9 @@ impl MemoryPlan {
     /// What the peak is made of, at the moment the arena is fullest.
     pub fn breakdown(&self) -> MemoryBreakdown {
         let t = self.live_peak_step;
-        let live: Vec<&ArenaItem> = self
-            .items
-            .iter()
-            .filter(|i| i.created <= t && t <= i.last_use)
-            .collect();
+        let live: Vec<&ArenaItem> = self.items.iter().filter(|i| i.alive_at(t)).collect();
         let sum =
-            |k: BufferKind| -> u64 { live.iter().filter(|i| i.kind == k).map(|i| i.bytes).sum() };
+            |k: ItemKind| -> u64 { live.iter().filter(|i| i.kind == k).map(|i| i.bytes).sum() };
         let arena = self.buffers[self.arena].size;
         let biggest = self
             .buffers
@@ -481,40 +415,21 @@ impl MemoryPlan {
             .unwrap_or_default();
         MemoryBreakdown {
             peak_bytes: self.peak_bytes(),
-            weights: self.bytes_of(BufferKind::Weights) + sum(BufferKind::Weights),
-            maps: sum(BufferKind::Map),
-            tiles: sum(BufferKind::Tile),
+            weights: self.bytes_of(BufferKind::Weights) + sum(ItemKind::Weights),
+            maps: sum(ItemKind::Map),
+            tiles: sum(ItemKind::Tile),
             params: self.bytes_of(BufferKind::Params),
-            staging: self.bytes_of(BufferKind::Staging),
+            staging: self
+                .buffers
+                .iter()
+                .filter(|b| b.kind.is_staging())
+                .map(|b| b.size)
+                .sum(),
             alignment_padding: live.iter().map(|i| i.aligned - i.bytes).sum(),
-            arena_slack: arena - self.live_peak,
+            arena_slack: arena.saturating_sub(self.live_peak),
             biggest,
         }
     }
-}
-
-/// Where the GPU reads network outputs: a head's input, or the output layer itself.
-pub fn read_back_sources(net: &Network) -> Vec<Source> {
-    let mut v = Vec::new();
-    for o in net.outputs() {
-        let s = match gpu_op(&net.layers[o].kind) {
-            GpuOp::CpuHead => net.sources(o)[0],
-            _ => Source::Layer(o),
-        };
-        if !v.contains(&s) {
-            v.push(s);
-        }
-    }
-    v
-}
-
-fn add_buffer(buffers: &mut Vec<BufferSpec>, label: &str, kind: BufferKind, size: u64) -> usize {
-    buffers.push(BufferSpec {
-        label: label.to_string(),
-        kind,
-        size,
-    });
-    buffers.len() - 1
 }
 
 /// Multiply-accumulates of layer `i` computing `region` of its output.
@@ -523,558 +438,4 @@ pub fn region_macs(net: &Network, i: usize, region: Region) -> u64 {
     let pixels = (l.output.h * l.output.w) as u64;
     // Layer::macs is a per-pixel constant × pixels.
     l.macs() / pixels.max(1) * (region.height() * region.width()) as u64
-}
-
-/// Plan an untiled execution of `net` in `mode` (every layer its own group, weights resident).
-pub fn plan_untiled(net: &Network, mode: Mode, limits: &DeviceLimits) -> Result<MemoryPlan> {
-    plan(net, &Config::untiled(), mode, limits)
-}
-
-/// Plan the execution of `net` under `config` with all weights resident.
-pub fn plan(
-    net: &Network,
-    config: &Config,
-    mode: Mode,
-    limits: &DeviceLimits,
-) -> Result<MemoryPlan> {
-    plan_with(net, config, mode, Residency::Resident, limits)
-}
-
-/// Byte alignment of arena items (storage-binding offsets).
-pub fn arena_alignment(limits: &DeviceLimits) -> u64 {
-    limits.min_storage_buffer_offset_alignment.max(4)
-}
-
-/// Plan the execution of `net` under `config`. With [`Mode::Layerwise`] arena space is reused by
-/// liveness; with [`Mode::Naive`] no two items share bytes.
-pub fn plan_with(
-    net: &Network,
-    config: &Config,
-    mode: Mode,
-    residency: Residency,
-    limits: &DeviceLimits,
-) -> Result<MemoryPlan> {
-    let n = net.layers.len();
-    let groups = config.resolve(net)?;
-    // GPU support: a CPU head's output must not feed another layer.
-    for i in 0..n {
-        for s in net.sources(i) {
-            if let Source::Layer(l) = s
-                && gpu_op(&net.layers[l].kind) == GpuOp::CpuHead
-            {
-                return Err(Error::Unsupported(format!(
-                    "layer {i} reads the output of detection head {l}, which runs on the CPU; mafat runs heads only as network outputs"
-                )));
-            }
-        }
-    }
-    let align = arena_alignment(limits);
-    let up = |b: u64| b.next_multiple_of(align);
-    let mut buffers: Vec<BufferSpec> = Vec::new();
-
-    // Resident weights: one buffer per conv layer.
-    let mut weights: Vec<Option<WeightsAt>> = vec![None; n];
-    if residency == Residency::Resident {
-        for (i, w) in weights.iter_mut().enumerate() {
-            if let LayerKind::Conv(_) = net.layers[i].kind {
-                let bytes = conv_weight_bytes(net, i);
-                *w = Some(WeightsAt {
-                    buffer: add_buffer(
-                        &mut buffers,
-                        &format!("layer {i} weights"),
-                        BufferKind::Weights,
-                        bytes,
-                    ),
-                    offset: 0,
-                    bytes,
-                });
-            }
-        }
-    }
-
-    // Per fused group and tile: the region every layer produces (traced back from the tile).
-    let mut traces: Vec<Vec<Vec<Region>>> = Vec::with_capacity(groups.len());
-    for g in &groups {
-        let o = net.layers[g.last()].output;
-        let per_tile = if g.is_fused() {
-            tiles(o.h, o.w, g.grid)?
-                .into_iter()
-                .map(|t| trace(net, g.start, g.last(), t).map(|(produced, _)| produced))
-                .collect::<Result<Vec<_>>>()?
-        } else {
-            vec![vec![Region::full(o.h, o.w)]]
-        };
-        traces.push(per_tile);
-    }
-
-    // Arena items in creation order: the input, then per group its output map, tile buffers and
-    // (per-group residency) weights. Lifetimes first, placement after.
-    let read_back = read_back_sources(net);
-    let mut items: Vec<ArenaItem> = Vec::new();
-    let new_item = |what: String, kind: BufferKind, bytes: u64, t: usize| ArenaItem {
-        what,
-        kind,
-        bytes,
-        aligned: up(bytes),
-        created: t,
-        last_use: t,
-        top: false,
-        position: 0,
-        offset: 0,
-    };
-    let mut item_of_map = std::collections::HashMap::new();
-    item_of_map.insert(Source::Input, 0usize);
-    items.push(new_item(
-        "the input".into(),
-        BufferKind::Map,
-        net.input.bytes(),
-        0,
-    ));
-    // Per group: its tile items (A, B) and its weights item; the layers' offsets inside the latter.
-    let mut tile_items: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
-    let mut weight_items: Vec<Option<usize>> = vec![None; groups.len()];
-    let mut weight_offsets: Vec<Option<u64>> = vec![None; n];
-    // The side each item goes on is decided at placement; remember each group's primary input.
-    let mut primary_input: Vec<usize> = Vec::with_capacity(groups.len());
-    for (gi, g) in groups.iter().enumerate() {
-        let t = gi + 1;
-        let first_src = net
-            .sources(g.start)
-            .first()
-            .copied()
-            .unwrap_or(Source::Input);
-        primary_input.push(*item_of_map.get(&first_src).unwrap_or(&0));
-        let last = g.last();
-        if gpu_op(&net.layers[last].kind) != GpuOp::CpuHead {
-            item_of_map.insert(Source::Layer(last), items.len());
-            items.push(new_item(
-                format!("layer {last}'s output"),
-                BufferKind::Map,
-                net.layers[last].output.bytes(),
-                t,
-            ));
-        }
-        // Ping-pong: layers start, start+2, … write tile buffer A; start+1, … buffer B (the last
-        // layer writes the group's output map).
-        for parity in 0..2 {
-            let bytes = (g.start..last)
-                .filter(|i| (i - g.start) % 2 == parity)
-                .flat_map(|i| {
-                    let c = net.layers[i].output.c;
-                    traces[gi]
-                        .iter()
-                        .map(move |tr| 4 * tr[i - g.start].len(c) as u64)
-                })
-                .max();
-            if let Some(bytes) = bytes {
-                tile_items[gi].push(items.len());
-                items.push(new_item(
-                    format!("group {g} tile buffer {}", ["A", "B"][parity]),
-                    BufferKind::Tile,
-                    bytes,
-                    t,
-                ));
-            }
-        }
-        if residency == Residency::PerGroup {
-            let mut off = 0u64;
-            for (i, at) in weight_offsets
-                .iter_mut()
-                .enumerate()
-                .take(g.end)
-                .skip(g.start)
-            {
-                if let LayerKind::Conv(_) = net.layers[i].kind {
-                    *at = Some(off);
-                    off += up(conv_weight_bytes(net, i));
-                }
-            }
-            if off > 0 {
-                weight_items[gi] = Some(items.len());
-                items.push(new_item(
-                    format!("group {g} weights"),
-                    BufferKind::Weights,
-                    off,
-                    t,
-                ));
-            }
-        }
-    }
-    for (gi, g) in groups.iter().enumerate() {
-        for i in g.start..g.end {
-            for s in net.sources(i) {
-                let inside = matches!(s, Source::Layer(l) if l >= g.start);
-                if !inside && let Some(&it) = item_of_map.get(&s) {
-                    items[it].last_use = items[it].last_use.max(gi + 1);
-                }
-            }
-        }
-    }
-    for s in &read_back {
-        items[item_of_map[s]].last_use = usize::MAX;
-    }
-    let binding_limit = limits.max_storage_buffer_binding_size;
-    for it in &items {
-        if it.bytes > binding_limit {
-            let fix = match it.kind {
-                BufferKind::Tile => "use a finer grid for that group",
-                BufferKind::Weights => "use smaller groups",
-                _ => {
-                    "end a tiled group elsewhere so this map stays inside it, or use a smaller --size"
-                }
-            };
-            return Err(Error::DeviceLimit(format!(
-                "{} needs {} bytes, past the adapter's max_storage_buffer_binding_size of {binding_limit} bytes; {fix}",
-                it.what, it.bytes
-            )));
-        }
-    }
-
-    // Two-ended placement, in creation order.
-    let mut group_of_item = vec![usize::MAX; items.len()];
-    for (gi, g) in groups.iter().enumerate() {
-        if let Some(&it) = item_of_map.get(&Source::Layer(g.last())) {
-            group_of_item[it] = gi;
-        }
-        for &it in tile_items[gi].iter().chain(weight_items[gi].iter()) {
-            group_of_item[it] = gi;
-        }
-    }
-    for k in 0..items.len() {
-        let top = match (k, group_of_item[k]) {
-            (0, _) => false,
-            (_, gi) if gi == usize::MAX => false,
-            (_, gi) => {
-                let input_top = items[primary_input[gi]].top;
-                if items[k].kind == BufferKind::Map {
-                    !input_top
-                } else {
-                    input_top
-                }
-            }
-        };
-        let mut taken: Vec<(u64, u64)> = items[..k]
-            .iter()
-            .filter(|o| o.top == top && (mode == Mode::Naive || o.overlaps(&items[k])))
-            .map(|o| (o.position, o.position + o.aligned))
-            .collect();
-        taken.sort();
-        let mut pos = 0u64;
-        for (a, b) in taken {
-            if pos + items[k].aligned <= a {
-                break;
-            }
-            pos = pos.max(b);
-        }
-        items[k].top = top;
-        items[k].position = pos;
-    }
-    // The arena: the largest bottom extent + top extent at any moment.
-    let mut moments: Vec<usize> = items.iter().map(|i| i.created).collect();
-    moments.sort();
-    moments.dedup();
-    let extent = |t: usize, top: bool| -> u64 {
-        items
-            .iter()
-            .filter(|i| i.top == top && i.created <= t && t <= i.last_use)
-            .map(|i| i.position + i.aligned)
-            .max()
-            .unwrap_or(0)
-    };
-    let arena_bytes = match mode {
-        // Naive: nothing shares bytes, every item on its own side's stack for good.
-        Mode::Naive => {
-            items
-                .iter()
-                .filter(|i| !i.top)
-                .map(|i| i.position + i.aligned)
-                .max()
-                .unwrap_or(0)
-                + items
-                    .iter()
-                    .filter(|i| i.top)
-                    .map(|i| i.position + i.aligned)
-                    .max()
-                    .unwrap_or(0)
-        }
-        Mode::Layerwise => moments
-            .iter()
-            .map(|&t| extent(t, false) + extent(t, true))
-            .max()
-            .unwrap_or(0),
-    };
-    let (live_peak, live_peak_step) = moments
-        .iter()
-        .map(|&t| {
-            let live: u64 = items
-                .iter()
-                .filter(|i| i.created <= t && t <= i.last_use)
-                .map(|i| i.aligned)
-                .sum();
-            (live, t)
-        })
-        .max_by_key(|&(live, t)| (live, std::cmp::Reverse(t)))
-        .unwrap_or((0, 0));
-    for it in items.iter_mut() {
-        it.offset = if it.top {
-            arena_bytes - it.position - it.aligned
-        } else {
-            it.position
-        };
-    }
-    if arena_bytes > limits.max_buffer_size {
-        return Err(Error::DeviceLimit(format!(
-            "the feature-map arena needs {arena_bytes} bytes, past the adapter's max_buffer_size of {} bytes; tile more finely or use a smaller --size",
-            limits.max_buffer_size
-        )));
-    }
-    let arena = add_buffer(
-        &mut buffers,
-        "feature-map arena",
-        BufferKind::Arena,
-        arena_bytes.max(4),
-    );
-    if residency == Residency::PerGroup {
-        for (gi, g) in groups.iter().enumerate() {
-            if let Some(it) = weight_items[gi] {
-                for i in g.start..g.end {
-                    if let Some(off) = weight_offsets[i] {
-                        weights[i] = Some(WeightsAt {
-                            buffer: arena,
-                            offset: items[it].offset + off,
-                            bytes: conv_weight_bytes(net, i),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    let operand_of = |it: usize, shape: crate::network::Shape, holds: Region| Operand {
-        buffer: arena,
-        offset: items[it].offset,
-        holds,
-        channels: shape.c,
-    };
-    let mut maps: Vec<Option<Operand>> = vec![None; n];
-    for (s, &it) in &item_of_map {
-        if let Source::Layer(l) = s {
-            let o = net.layers[*l].output;
-            maps[*l] = Some(operand_of(it, o, Region::full(o.h, o.w)));
-        }
-    }
-    let input = operand_of(0, net.input, Region::full(net.input.h, net.input.w));
-    let map_operand = |s: Source| match s {
-        Source::Input => input,
-        Source::Layer(l) => maps[l].expect("group outputs have maps"),
-    };
-
-    // Steps, group by group (and tile by tile inside fused groups).
-    let mut steps: Vec<Step> = Vec::new();
-    let mut planned = Vec::with_capacity(groups.len());
-    for (gi, g) in groups.iter().enumerate() {
-        let first_step = steps.len();
-        let tile_at = |k: usize, holds: Region, c: usize| Operand {
-            buffer: arena,
-            offset: items[tile_items[gi][k]].offset,
-            holds,
-            channels: c,
-        };
-        let l = &net.layers[g.start];
-        match gpu_op(&l.kind) {
-            GpuOp::CpuHead => {}
-            GpuOp::Dispatch(Kernel::Copy) => {
-                let i = g.start;
-                let out = map_operand(Source::Layer(i));
-                let mut dst = 0u64;
-                for s in net.sources(i) {
-                    let src = map_operand(s);
-                    let elements = src.holds.len(src.channels);
-                    steps.push(Step::Dispatch(Dispatch {
-                        layer: i,
-                        kernel: Kernel::Copy,
-                        input: src,
-                        second: None,
-                        output: out,
-                        region: out.holds,
-                        dst_element: dst,
-                        workgroups: copy_workgroups(elements),
-                        macs: 0,
-                    }));
-                    dst += elements as u64;
-                }
-            }
-            GpuOp::Dispatch(kernel)
-                if g.is_fused() || matches!(l.kind, LayerKind::Conv(_) | LayerKind::MaxPool(_)) =>
-            {
-                let _ = kernel;
-                for produced in &traces[gi] {
-                    for i in g.start..g.end {
-                        let k = i - g.start;
-                        let l = &net.layers[i];
-                        let GpuOp::Dispatch(kernel) = gpu_op(&l.kind) else {
-                            unreachable!("fused groups hold convs and max pools")
-                        };
-                        let input = if k == 0 {
-                            map_operand(net.sources(i)[0])
-                        } else {
-                            tile_at((k - 1) % 2, produced[k - 1], l.input.c)
-                        };
-                        let output = if i == g.last() {
-                            map_operand(Source::Layer(i))
-                        } else {
-                            tile_at(k % 2, produced[k], l.output.c)
-                        };
-                        let region = produced[k];
-                        steps.push(Step::Dispatch(Dispatch {
-                            layer: i,
-                            kernel,
-                            input,
-                            second: None,
-                            output,
-                            region,
-                            dst_element: 0,
-                            workgroups: workgroups(net, i, kernel, region),
-                            macs: region_macs(net, i, region),
-                        }));
-                    }
-                }
-            }
-            GpuOp::Dispatch(kernel) => {
-                let i = g.start;
-                let srcs = net.sources(i);
-                let region = Region::full(l.output.h, l.output.w);
-                steps.push(Step::Dispatch(Dispatch {
-                    layer: i,
-                    kernel,
-                    input: map_operand(srcs[0]),
-                    second: (kernel == Kernel::Shortcut).then(|| map_operand(srcs[1])),
-                    output: map_operand(Source::Layer(i)),
-                    region,
-                    dst_element: 0,
-                    workgroups: workgroups(net, i, kernel, region),
-                    macs: region_macs(net, i, region),
-                }));
-            }
-        }
-        planned.push(PlannedGroup {
-            group: *g,
-            steps: first_step..steps.len(),
-            weights_upload: weight_items[gi].map(|it| (items[it].offset, items[it].bytes)),
-        });
-    }
-    let mut n_dispatch = 0u64;
-    let mut macs = 0u64;
-    for Step::Dispatch(d) in &steps {
-        if let Some(dim) = d
-            .workgroups
-            .iter()
-            .find(|&&dim| dim > limits.max_compute_workgroups_per_dimension)
-        {
-            return Err(Error::DeviceLimit(format!(
-                "layer {} needs {dim} workgroups in one dimension for {}, past the adapter's max_compute_workgroups_per_dimension of {}",
-                d.layer, d.region, limits.max_compute_workgroups_per_dimension
-            )));
-        }
-        n_dispatch += 1;
-        macs += d.macs;
-    }
-
-    // Parameters: one block per dispatch in one uniform buffer.
-    let params_stride =
-        PARAMS_BYTES.next_multiple_of(limits.min_uniform_buffer_offset_alignment.max(4));
-    let params = (n_dispatch > 0).then(|| {
-        add_buffer(
-            &mut buffers,
-            "parameters",
-            BufferKind::Params,
-            params_stride * n_dispatch,
-        )
-    });
-    if let Some(p) = params
-        && buffers[p].size > limits.max_buffer_size
-    {
-        return Err(Error::DeviceLimit(format!(
-            "{n_dispatch} dispatches need {} bytes of parameters, past the adapter's max_buffer_size of {} bytes; use coarser grids",
-            buffers[p].size, limits.max_buffer_size
-        )));
-    }
-
-    // Staging: uploads (weights, parameters, input) and readback, in chunks.
-    // (The parameter block goes through it in chunks too; it does not size it, so staging does not
-    // depend on the configuration.)
-    let largest_upload = (0..n)
-        .map(|i| conv_weight_bytes(net, i))
-        .chain(std::iter::once(net.input.bytes()))
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let largest_readback = read_back
-        .iter()
-        .map(|&s| net.shape_of(s).bytes())
-        .max()
-        .unwrap_or(4);
-    let upload = add_buffer(
-        &mut buffers,
-        "upload staging",
-        BufferKind::Staging,
-        largest_upload.min(STAGING_CHUNK),
-    );
-    let readback = add_buffer(
-        &mut buffers,
-        "readback staging",
-        BufferKind::Staging,
-        largest_readback.min(STAGING_CHUNK),
-    );
-    let mut plan = MemoryPlan {
-        mode,
-        residency,
-        config: config.clone(),
-        groups: planned,
-        buffers,
-        weights,
-        arena,
-        items,
-        maps,
-        input,
-        params,
-        params_stride,
-        steps,
-        upload,
-        readback,
-        timestamps: None,
-        read_back,
-        live_peak,
-        live_peak_step,
-        macs,
-    };
-    let timed = plan.timed_groups() as u64;
-    if limits.timestamps && timed > 0 {
-        let bytes = 8 * 2 * timed;
-        let resolve = add_buffer(
-            &mut plan.buffers,
-            "timestamp resolve",
-            BufferKind::Staging,
-            bytes,
-        );
-        let readback = add_buffer(
-            &mut plan.buffers,
-            "timestamp readback",
-            BufferKind::Staging,
-            bytes,
-        );
-        plan.timestamps = Some((resolve, readback));
-    }
-    Ok(plan)
-}
-
-/// The memory predictor: the peak device bytes `config` needs on `net` (input size included in the
-/// network) under `residency` and the adapter's `limits`, and what that peak is made of — computed
-/// without touching the GPU, from the same plan the executor allocates.
-pub fn predict(
-    net: &Network,
-    config: &Config,
-    residency: Residency,
-    limits: &DeviceLimits,
-) -> Result<MemoryBreakdown> {
-    Ok(plan_with(net, config, Mode::Layerwise, residency, limits)?.breakdown())
 }

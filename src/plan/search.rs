@@ -17,15 +17,14 @@
 //! packs without gaps.
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{Kernel, PARAMS_BYTES};
-use crate::network::{LayerKind, Network, Source};
+use crate::kernel::Op;
+use crate::network::{LayerKind, Source};
 use crate::plan::config::{Config, Group};
 use crate::plan::cost::CostModel;
-use crate::plan::geometry::{Grid, Region, tiles, trace};
-use crate::plan::memory::{
-    BufferKind, DeviceLimits, GpuOp, Mode, Residency, arena_alignment, conv_weight_bytes, gpu_op,
-    invocations, plan_with, read_back_sources,
-};
+use crate::plan::geometry::{Grid, Region, tile_regions, tiles};
+use crate::plan::lower::group_works;
+use crate::plan::memory::{BufferKind, Mode, Residency};
+use crate::plan::planner::Planner;
 
 /// Largest grid side the search tries.
 pub const MAX_GRID: usize = 8;
@@ -57,51 +56,28 @@ pub struct Candidate {
 
 /// Whether every layer reads only its predecessor (the first reads the input); a CPU detection head
 /// may end the network.
-pub fn is_chain(net: &Network) -> bool {
-    net.layers.iter().enumerate().all(|(i, l)| {
+pub fn is_chain(p: &Planner<'_>) -> bool {
+    let net = p.net();
+    (0..net.layers.len()).all(|i| {
         let want = if i == 0 {
             Source::Input
         } else {
             Source::Layer(i - 1)
         };
-        net.sources(i) == vec![want]
-            && (gpu_op(&l.kind) != GpuOp::CpuHead || i + 1 == net.layers.len())
+        net.sources(i) == vec![want] && (p.op(i) != Op::CpuHead || i + 1 == net.layers.len())
     })
 }
 
-/// Every group allowed on `net` with its grids (up to [`MAX_GRID`]), footprints and costs.
-pub fn candidates(
-    net: &Network,
-    residency: Residency,
-    limits: &DeviceLimits,
-) -> Result<Vec<Candidate>> {
-    candidates_with(net, residency, limits, MAX_GRID, None)
+/// Every group allowed on the network with its grids (up to [`MAX_GRID`]), footprints and costs.
+pub fn candidates(p: &Planner<'_>, residency: Residency) -> Result<Vec<Candidate>> {
+    candidates_with(p, residency, MAX_GRID, None)
 }
 
-/// Every group allowed on `net` with grids up to `max_grid`, their footprints, additive bytes and,
-/// with a cost model, predicted milliseconds.
-pub fn candidates_with(
-    net: &Network,
-    residency: Residency,
-    limits: &DeviceLimits,
-    max_grid: usize,
-    cost: Option<&CostModel>,
-) -> Result<Vec<Candidate>> {
+/// Per layer range start: the aligned bytes of the maps alive from before it (made earlier and read
+/// at or after it, or read back at the end). For a chain that is the group's input alone.
+fn live_in_bytes(p: &Planner<'_>) -> Vec<u64> {
+    let net = p.net();
     let n = net.layers.len();
-    let align = arena_alignment(limits);
-    let up = |b: u64| b.next_multiple_of(align);
-    let stride = PARAMS_BYTES.next_multiple_of(limits.min_uniform_buffer_offset_alignment.max(4));
-    let ts = if limits.timestamps { 32 } else { 0 };
-    let fusable = |i: usize| {
-        matches!(
-            net.layers[i].kind,
-            LayerKind::Conv(_) | LayerKind::MaxPool(_)
-        )
-    };
-    // Every map's last reader (a read-back map lives to the end) and, per start, the maps alive
-    // from before it: those produced earlier and read at or after it. For a chain that is the
-    // group's input alone.
-    let read_back = read_back_sources(net);
     let mut last_reader: std::collections::HashMap<Source, usize> =
         std::collections::HashMap::new();
     for j in 0..n {
@@ -110,30 +86,139 @@ pub fn candidates_with(
             *e = (*e).max(j);
         }
     }
-    for s in &read_back {
-        last_reader.insert(*s, usize::MAX);
+    for s in p.read_back() {
+        last_reader.insert(s, usize::MAX);
     }
-    let live_in = |start: usize| -> u64 {
-        last_reader
-            .iter()
-            .filter(|&(s, &last)| {
-                let produced_before = match *s {
-                    Source::Input => true,
-                    Source::Layer(l) => l < start,
-                };
-                produced_before && last >= start
+    (0..n)
+        .map(|start| {
+            last_reader
+                .iter()
+                .filter(|&(s, &last)| {
+                    let produced_before = match *s {
+                        Source::Input => true,
+                        Source::Layer(l) => l < start,
+                    };
+                    produced_before && last >= start
+                })
+                .map(|(s, _)| p.aligned(net.shape_of(*s).bytes()))
+                .sum()
+        })
+        .collect()
+}
+
+/// Aligned bytes of a fused group's two tile buffers (`None` when one passes the binding limit).
+fn tile_buffer_bytes(p: &Planner<'_>, g: &Group, regions: &[Vec<Region>]) -> Option<u64> {
+    let net = p.net();
+    let mut total = 0;
+    for parity in 0..2 {
+        let largest = (g.start..g.last())
+            .filter(|i| (i - g.start) % 2 == parity)
+            .flat_map(|i| {
+                let c = net.layers[i].output.c;
+                regions
+                    .iter()
+                    .map(move |r| 4 * r[i - g.start].len(c) as u64)
             })
-            .map(|(s, _)| up(net.shape_of(*s).bytes()))
-            .sum()
+            .max();
+        if let Some(m) = largest {
+            if m > p.limits().max_storage_buffer_binding_size {
+                return None;
+            }
+            total += p.aligned(m);
+        }
+    }
+    Some(total)
+}
+
+/// The grids the search tries for a group ending at `last`: every `R×C` up to `max_grid` leaving
+/// no tile empty when the group can be tiled, else `1x1` alone.
+fn grids_for(p: &Planner<'_>, tileable: bool, last: usize, max_grid: usize) -> Vec<Grid> {
+    let o = p.net().layers[last].output;
+    if !tileable {
+        return vec![Grid { rows: 1, cols: 1 }];
+    }
+    (1..=max_grid.min(o.h))
+        .flat_map(|r| (1..=max_grid.min(o.w)).map(move |c| Grid { rows: r, cols: c }))
+        .filter(|&g| tiles(o.h, o.w, g).is_ok())
+        .collect()
+}
+
+/// One group as a candidate, or `None` when a tile buffer would pass the binding limit.
+fn candidate(
+    p: &Planner<'_>,
+    group: Group,
+    input_bytes: u64,
+    residency: Residency,
+    cost: Option<&CostModel>,
+) -> Result<Option<Candidate>> {
+    let net = p.net();
+    let (start, end, last) = (group.start, group.end, group.last());
+    let head = p.op(last) == Op::CpuHead;
+    let weights: u64 = match residency {
+        Residency::Resident => 0,
+        Residency::PerGroup => (start..end).map(|i| p.aligned(p.weight_bytes(i))).sum(),
     };
+    let regions = tile_regions(net, &group)?;
+    let tile_bytes = match group.is_fused() {
+        true => match tile_buffer_bytes(p, &group, &regions) {
+            Some(b) => b,
+            None => return Ok(None),
+        },
+        false => 0,
+    };
+    let works = group_works(p, &group, &regions);
+    let dispatches = works.len() as u64;
+    let ms = match cost {
+        Some(c) => {
+            let work: f64 = works
+                .iter()
+                .map(|(k, w)| c.dispatch_ms(w.layer, k.invocations(w) as f64))
+                .sum();
+            work + c.transition_ms(start, dispatches, weights)
+        }
+        None => 0.0,
+    };
+    let output = if head {
+        0
+    } else {
+        p.aligned(net.layers[last].output.bytes())
+    };
+    let ts = if p.limits().timestamps { 32 } else { 0 };
+    Ok(Some(Candidate {
+        group,
+        footprint: input_bytes + output + tile_bytes + weights,
+        additive: p.limits().params_stride() * dispatches + if dispatches > 0 { ts } else { 0 },
+        dispatches,
+        upload_bytes: weights,
+        ms,
+    }))
+}
+
+/// Every group allowed on the network with grids up to `max_grid`, their footprints, additive bytes
+/// and, with a cost model, predicted milliseconds.
+pub fn candidates_with(
+    p: &Planner<'_>,
+    residency: Residency,
+    max_grid: usize,
+    cost: Option<&CostModel>,
+) -> Result<Vec<Candidate>> {
+    let net = p.net();
+    let n = net.layers.len();
+    let fusable = |i: usize| {
+        matches!(
+            net.layers[i].kind,
+            LayerKind::Conv(_) | LayerKind::MaxPool(_)
+        )
+    };
+    let read_back = p.read_back();
     // Inside a fused group only the last layer's output exists as a full map.
     let read_outside = |i: usize, end: usize| {
         read_back.contains(&Source::Layer(i))
             || (end..n).any(|j| net.sources(j).contains(&Source::Layer(i)))
     };
+    let live_in = live_in_bytes(p);
     let mut out = Vec::new();
-    for start in 0..n {
-        let input = live_in(start);
+    for (start, &input_bytes) in live_in.iter().enumerate() {
         for end in start + 1..=n {
             if end - start > 1 && !(start..end).all(fusable) {
                 break;
@@ -141,97 +226,11 @@ pub fn candidates_with(
             if (start..end - 1).any(|i| read_outside(i, end)) {
                 continue;
             }
-            let last = end - 1;
-            let o = net.layers[last].output;
-            let head = gpu_op(&net.layers[last].kind) == GpuOp::CpuHead;
-            let weights: u64 = match residency {
-                Residency::Resident => 0,
-                Residency::PerGroup => (start..end).map(|i| up(conv_weight_bytes(net, i))).sum(),
-            };
-            let grids: Vec<Grid> = if fusable(start) {
-                (1..=max_grid.min(o.h))
-                    .flat_map(|r| (1..=max_grid.min(o.w)).map(move |c| Grid { rows: r, cols: c }))
-                    .filter(|&g| tiles(o.h, o.w, g).is_ok())
-                    .collect()
-            } else {
-                vec![Grid { rows: 1, cols: 1 }]
-            };
-            for grid in grids {
+            for grid in grids_for(p, fusable(start), end - 1, max_grid) {
                 let group = Group { start, end, grid };
-                let mut work_ms = 0.0;
-                let (tile_bytes, dispatches) = if head {
-                    (0, 0)
-                } else if fusable(start) {
-                    let regions: Vec<Vec<Region>> = tiles(o.h, o.w, grid)?
-                        .into_iter()
-                        .map(|t| trace(net, start, last, t).map(|(p, _)| p))
-                        .collect::<Result<_>>()?;
-                    if let Some(cost) = cost {
-                        for r in &regions {
-                            for i in start..end {
-                                let GpuOp::Dispatch(k) = gpu_op(&net.layers[i].kind) else {
-                                    continue;
-                                };
-                                let size = invocations(net, i, k, r[i - start]);
-                                work_ms += cost.dispatch_ms(i, size as f64);
-                            }
-                        }
-                    }
-                    let mut tb = 0;
-                    for parity in 0..2 {
-                        let m = (start..last)
-                            .filter(|i| (i - start) % 2 == parity)
-                            .flat_map(|i| {
-                                let c = net.layers[i].output.c;
-                                regions.iter().map(move |r| 4 * r[i - start].len(c) as u64)
-                            })
-                            .max();
-                        if let Some(m) = m {
-                            if m > limits.max_storage_buffer_binding_size {
-                                tb = u64::MAX;
-                                break;
-                            }
-                            tb += up(m);
-                        }
-                    }
-                    (tb, (regions.len() * (end - start)) as u64)
-                } else {
-                    // Untiled single layers; a route copies each source.
-                    let sizes: Vec<u64> = match gpu_op(&net.layers[start].kind) {
-                        GpuOp::Dispatch(Kernel::Copy) => net
-                            .sources(start)
-                            .into_iter()
-                            .map(|s| net.shape_of(s).len() as u64)
-                            .collect(),
-                        GpuOp::Dispatch(k) => {
-                            vec![invocations(net, start, k, Region::full(o.h, o.w))]
-                        }
-                        GpuOp::CpuHead => Vec::new(),
-                    };
-                    if let Some(cost) = cost {
-                        work_ms = sizes
-                            .iter()
-                            .map(|&n| cost.dispatch_ms(start, n as f64))
-                            .sum();
-                    }
-                    (0, sizes.len() as u64)
-                };
-                if tile_bytes == u64::MAX {
-                    continue;
+                if let Some(c) = candidate(p, group, input_bytes, residency, cost)? {
+                    out.push(c);
                 }
-                let output = if head { 0 } else { up(o.bytes()) };
-                let ms = match cost {
-                    Some(c) => work_ms + c.transition_ms(start, dispatches, weights),
-                    None => 0.0,
-                };
-                out.push(Candidate {
-                    group,
-                    footprint: input + output + tile_bytes + weights,
-                    additive: stride * dispatches + if dispatches > 0 { ts } else { 0 },
-                    dispatches,
-                    upload_bytes: weights,
-                    ms,
-                });
             }
         }
     }
@@ -240,13 +239,9 @@ pub fn candidates_with(
 
 /// The smallest predicted peak in the search space and a configuration that reaches it, for one
 /// residency (exact for chains; see the module docs).
-pub fn min_peak_for(
-    net: &Network,
-    residency: Residency,
-    limits: &DeviceLimits,
-) -> Result<(u64, Config)> {
-    let cands = candidates(net, residency, limits)?;
-    let (peak, path) = min_peak_path(net, residency, limits, &cands)?;
+pub fn min_peak_for(p: &Planner<'_>, residency: Residency) -> Result<(u64, Config)> {
+    let cands = candidates(p, residency)?;
+    let (peak, path) = min_peak_path(p, residency, &cands)?;
     Ok((peak, compact(config_of(&cands, &path))))
 }
 
@@ -258,11 +253,11 @@ fn config_of(cands: &[Candidate], path: &[usize]) -> Config {
 
 /// The minimum-peak path over `cands` (indices, in order) and its exact peak from the planner.
 fn min_peak_path(
-    net: &Network,
+    p: &Planner<'_>,
     residency: Residency,
-    limits: &DeviceLimits,
     cands: &[Candidate],
 ) -> Result<(u64, Vec<usize>)> {
+    let net = p.net();
     let n = net.layers.len();
     // Per (start, end): candidates sorted by footprint with prefix minima of the additive cost.
     let mut by_range: Vec<Vec<(u64, u64, usize)>> = vec![Vec::new(); n * (n + 1)];
@@ -281,7 +276,7 @@ fn min_peak_path(
         }
     }
     let mut thresholds: Vec<u64> = cands.iter().map(|c| c.footprint).collect();
-    thresholds.push(net.input.bytes().next_multiple_of(arena_alignment(limits)));
+    thresholds.push(p.aligned(net.input.bytes()));
     thresholds.sort();
     thresholds.dedup();
     // Per threshold: the path and its total by footprints (for a chain, the planner's exact peak
@@ -326,7 +321,7 @@ fn min_peak_path(
     paths.sort_by_key(|p| p.0);
     // The exact peak from the planner itself: for a chain, of the best path; with routes, the least
     // over the paths in order until the lower bound passes the best exact peak found.
-    let chain = is_chain(net);
+    let chain = is_chain(p);
     let mut best: Option<(u64, Vec<usize>, u64)> = None;
     for (total, path) in paths {
         if let Some(b) = &best
@@ -334,13 +329,7 @@ fn min_peak_path(
         {
             break;
         }
-        let plan = plan_with(
-            net,
-            &config_of(cands, &path),
-            Mode::Layerwise,
-            residency,
-            limits,
-        )?;
+        let plan = p.plan(&config_of(cands, &path), Mode::Layerwise, residency)?;
         let peak = plan.peak_bytes();
         // What the planner adds besides the footprints (staging, resident weights, gaps excluded).
         let constant = peak
@@ -360,9 +349,9 @@ fn min_peak_path(
 }
 
 /// The smallest predicted peak over both residencies.
-pub fn min_peak(net: &Network, limits: &DeviceLimits) -> Result<(u64, Config, Residency)> {
-    let a = min_peak_for(net, Residency::Resident, limits)?;
-    let b = min_peak_for(net, Residency::PerGroup, limits)?;
+pub fn min_peak(p: &Planner<'_>) -> Result<(u64, Config, Residency)> {
+    let a = min_peak_for(p, Residency::Resident)?;
+    let b = min_peak_for(p, Residency::PerGroup)?;
     Ok(if b.0 < a.0 {
         (b.0, b.1, Residency::PerGroup)
     } else {
@@ -397,20 +386,8 @@ pub struct Choice {
 /// The configuration with the least predicted latency whose predicted peak fits `budget`, over every
 /// partition the rules allow, every grid up to [`MAX_GRID`]x[`MAX_GRID`] and both residencies.
 /// When nothing fits, the error names the smallest budget that does.
-pub fn fastest(
-    net: &Network,
-    budget: u64,
-    cost: &CostModel,
-    limits: &DeviceLimits,
-) -> Result<Choice> {
-    fastest_with(
-        net,
-        budget,
-        cost,
-        limits,
-        MAX_GRID,
-        &[Residency::Resident, Residency::PerGroup],
-    )
+pub fn fastest(p: &Planner<'_>, budget: u64, cost: &CostModel) -> Result<Choice> {
+    fastest_with(p, budget, cost, MAX_GRID, &Residency::BOTH)
 }
 
 /// [`fastest`] with grids up to `max_grid` per side and the given residencies only.
@@ -421,20 +398,20 @@ pub fn fastest(
 /// and dropping any whose bytes already pass the budget, ends with the optimum among all
 /// configurations.
 pub fn fastest_with(
-    net: &Network,
+    p: &Planner<'_>,
     budget: u64,
     cost: &CostModel,
-    limits: &DeviceLimits,
     max_grid: usize,
     residencies: &[Residency],
 ) -> Result<Choice> {
+    let net = p.net();
     cost.validate(net)?;
-    let chain = is_chain(net);
+    let chain = is_chain(p);
     let mut best: Option<Choice> = None;
     let mut smallest: Option<(u64, Config, Residency)> = None;
     for &residency in residencies {
-        let cands = candidates_with(net, residency, limits, max_grid, Some(cost))?;
-        let (min_peak, min_path) = match min_peak_path(net, residency, limits, &cands) {
+        let cands = candidates_with(p, residency, max_grid, Some(cost))?;
+        let (min_peak, min_path) = match min_peak_path(p, residency, &cands) {
             Ok(v) => v,
             Err(Error::DeviceLimit(_)) => continue,
             Err(e) => return Err(e),
@@ -447,13 +424,7 @@ pub fn fastest_with(
             continue;
         }
         // The part of the peak no configuration changes (resident weights, staging buffers).
-        let min_plan = plan_with(
-            net,
-            &config_of(&cands, &min_path),
-            Mode::Layerwise,
-            residency,
-            limits,
-        )?;
+        let min_plan = p.plan(&config_of(&cands, &min_path), Mode::Layerwise, residency)?;
         let constant = min_peak
             - min_plan.bytes_of(BufferKind::Arena)
             - min_path.iter().map(|&k| cands[k].additive).sum::<u64>();
@@ -468,7 +439,7 @@ pub fn fastest_with(
             let mut least_over = u64::MAX;
             for (path, bytes) in paths.into_iter().take(MAX_TRIES) {
                 let config = config_of(&cands, &path);
-                let plan = plan_with(net, &config, Mode::Layerwise, residency, limits)?;
+                let plan = p.plan(&config, Mode::Layerwise, residency)?;
                 let peak = plan.peak_bytes();
                 if peak <= budget && (peak == constant + bytes || !chain) {
                     found = Some((config, plan));

@@ -1,15 +1,14 @@
-//! Shared GPU set-up for the GPU tests: one device and compiled pipelines per test binary.
+//! Shared GPU set-up for the GPU tests: one session (device and compiled pipelines) per test binary.
 #![allow(dead_code)]
 
-use mafat::gpu::{BufferPool, Executor, GpuContext, Pipelines, PoolStats};
+use mafat::gpu::{GpuContext, PoolStats};
 use mafat::model::weights::Weights;
-use mafat::plan::{Config, DeviceLimits, MemoryPlan, Mode, plan};
-use mafat::{Network, Tensor};
+use mafat::plan::{Config, DeviceLimits, MemoryPlan, Mode, Planner, Residency};
+use mafat::{Network, Session, SessionOptions, Tensor};
 use std::sync::OnceLock;
 
 pub struct Gpu {
-    pub ctx: GpuContext,
-    pub pipes: Pipelines,
+    pub session: Session,
 }
 
 /// The shared device, or `None` after reporting a skip (a failure under MAFAT_REQUIRE_TEST_DATA=1).
@@ -30,9 +29,12 @@ fn open(
     subgroups: bool,
 ) -> Option<&'static Gpu> {
     let g = cell.get_or_init(|| {
-        let ctx = GpuContext::open(None, subgroups).map_err(|e| e.to_string())?;
-        let pipes = Pipelines::new(&ctx).map_err(|e| e.to_string())?;
-        Ok(Gpu { ctx, pipes })
+        let options = SessionOptions {
+            subgroups,
+            ..SessionOptions::default()
+        };
+        let session = Session::new(&options).map_err(|e| e.to_string())?;
+        Ok(Gpu { session })
     });
     match g {
         Ok(g) => Some(g),
@@ -47,8 +49,18 @@ fn open(
 }
 
 impl Gpu {
+    pub fn ctx(&self) -> &GpuContext {
+        self.session.context()
+    }
+
     pub fn limits(&self) -> DeviceLimits {
-        DeviceLimits::from_wgpu(&self.ctx.limits, self.ctx.timestamps)
+        self.session.limits()
+    }
+
+    pub fn planner<'n>(&self, net: &'n Network) -> Planner<'n> {
+        self.session
+            .planner(net)
+            .expect("a planner for the network")
     }
 
     /// Plan, prepare and run once; return outputs, the plan and the pool's figures.
@@ -63,7 +75,7 @@ impl Gpu {
         self.run_config(net, weights, input, &Config::untiled(), mode, budget)
     }
 
-    /// Like [`Gpu::run`] under a fusing/tiling configuration.
+    /// Like [`Gpu::run`] under a fusing/tiling configuration (weights resident).
     pub fn run_config(
         &self,
         net: &Network,
@@ -73,11 +85,11 @@ impl Gpu {
         mode: Mode,
         budget: Option<u64>,
     ) -> mafat::Result<(Vec<Tensor>, MemoryPlan, PoolStats)> {
-        let plan = plan(net, config, mode, &self.limits())?;
+        let plan = self.session.plan(net, config, mode, Residency::Resident)?;
         self.run_plan(net, weights, input, plan, budget)
     }
 
-    /// Prepare and run a plan once.
+    /// Prepare and run a plan once (its buffers are returned when the prepared network drops).
     pub fn run_plan(
         &self,
         net: &Network,
@@ -86,25 +98,16 @@ impl Gpu {
         plan: MemoryPlan,
         budget: Option<u64>,
     ) -> mafat::Result<(Vec<Tensor>, MemoryPlan, PoolStats)> {
-        let mut pool = BufferPool::new(budget);
-        let ex = Executor::new(
-            &self.ctx,
-            &self.pipes,
-            net,
-            weights,
-            plan.clone(),
-            &mut pool,
-        )?;
-        let out = ex.run(&self.ctx, &self.pipes, input);
-        ex.release(&mut pool);
-        let stats = pool.stats();
-        Ok((out?.outputs, plan, stats))
+        let prepared = self.session.prepare(net, weights, plan.clone(), budget)?;
+        let out = prepared.run(input)?;
+        Ok((out.outputs, plan, prepared.pool_stats()))
     }
 }
 
 /// Same bits everywhere (−0 and +0 differ; NaNs must match bit for bit too).
 pub fn assert_bit_exact(what: &str, gpu: &Tensor, cpu: &Tensor) {
     assert_eq!(gpu.shape, cpu.shape, "{what}");
+    assert_eq!(gpu.data.len(), cpu.data.len(), "{what}: element counts");
     for (i, (a, b)) in gpu.data.iter().zip(&cpu.data).enumerate() {
         if a.to_bits() != b.to_bits() {
             panic!(
@@ -124,6 +127,7 @@ pub fn assert_bit_exact(what: &str, gpu: &Tensor, cpu: &Tensor) {
 
 /// Largest |gpu − cpu| / max(1, |cpu|).
 pub fn max_rel_diff(gpu: &Tensor, cpu: &Tensor) -> f32 {
+    assert_eq!(gpu.data.len(), cpu.data.len(), "element counts");
     gpu.data
         .iter()
         .zip(&cpu.data)
@@ -135,7 +139,7 @@ pub fn max_rel_diff(gpu: &Tensor, cpu: &Tensor) -> f32 {
 /// differ: (1 + 2⁻¹²)² − (1 + 2⁻¹¹) is 0 with two roundings and 2⁻²⁴ with one. GPU compilers may do
 /// this (WGSL allows it); lavapipe does not.
 pub fn contracts_multiply_add(g: &Gpu) -> bool {
-    let ctx = &g.ctx;
+    let ctx = g.ctx();
     let src = "@group(0) @binding(0) var<storage, read_write> v: array<f32>;
 @compute @workgroup_size(1)
 fn main() { v[3] = v[0] * v[1] + v[2]; }";

@@ -18,15 +18,15 @@
 //! that picked it.
 
 use crate::error::Result;
-use crate::gpu::measure::{Measured, Measurer};
-use crate::gpu::regret::Step;
 use crate::network::LayerKind;
 use crate::network::Network;
 use crate::plan::config::Config;
 use crate::plan::cost::CostModel;
 use crate::plan::geometry::Grid;
-use crate::plan::memory::{Mode, Residency, plan_with};
+use crate::plan::memory::{Mode, Residency};
 use crate::plan::search::{MAX_GRID, fastest};
+use crate::tune::measure::{Measured, Measurer, Trial, in_turns, quantile};
+use crate::tune::{Progress, Steps};
 use serde::Serialize;
 
 /// The methods a sweep compares, in report order.
@@ -115,7 +115,7 @@ fn one_group(
         for cols in 1..=MAX_GRID.min(o.w) {
             let config = Config::single(0, end, Grid { rows, cols });
             for &residency in residencies {
-                if let Ok(p) = plan_with(net, &config, Mode::Layerwise, residency, m.limits()) {
+                if let Ok(p) = m.planner().plan(&config, Mode::Layerwise, residency) {
                     v.push(Pick {
                         predicted_ms: cost.plan_ms(net, &p),
                         peak_bytes: p.peak_bytes(),
@@ -141,7 +141,6 @@ struct Options {
 /// What each method picks for `budget`: `Ok(pick)` or `Err(least bytes the method needs)`.
 fn choose(
     m: &Measurer<'_>,
-    net: &Network,
     cost: &CostModel,
     budget: u64,
     method: &str,
@@ -161,7 +160,7 @@ fn choose(
             .ok_or(least(v))
     };
     Ok(match method {
-        "mafat" => match fastest(net, budget, cost, m.limits()) {
+        "mafat" => match fastest(m.planner(), budget, cost) {
             Ok(c) => Ok(Pick {
                 config: c.config,
                 mode: Mode::Layerwise,
@@ -192,13 +191,13 @@ pub fn sweep(
     cost: &CostModel,
     budgets: &[u64],
     runs: usize,
-    progress: &mut dyn FnMut(Step<'_>),
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<SweepRow>> {
     cost.validate(net)?;
     let runs = runs.max(1);
     // mafat reaches the least memory of all methods: if it fits no budget, nothing does.
     if let Some(&most) = budgets.iter().max() {
-        fastest(net, most, cost, m.limits())?;
+        fastest(m.planner(), most, cost)?;
     }
     let both = [Residency::Resident, Residency::PerGroup];
     let ftp = one_group(m, net, cost, ftp_range(net), &both);
@@ -217,7 +216,7 @@ pub fn sweep(
         (Mode::Layerwise, Residency::PerGroup),
         (Mode::Naive, Residency::Resident),
     ] {
-        let p = plan_with(net, &Config::untiled(), mode, residency, m.limits())?;
+        let p = m.planner().plan(&Config::untiled(), mode, residency)?;
         untiled.push(Pick {
             config: Config::untiled(),
             mode,
@@ -232,7 +231,7 @@ pub fn sweep(
     let mut cells: Vec<(u64, &str, std::result::Result<Pick, u64>)> = Vec::new();
     for &b in budgets {
         for method in METHODS {
-            cells.push((b, method, choose(m, net, cost, b, method, &options)?));
+            cells.push((b, method, choose(m, cost, b, method, &options)?));
         }
     }
     let mut distinct: Vec<Pick> = Vec::new();
@@ -245,54 +244,66 @@ pub fn sweep(
     }
     let measured = measure_all(m, &distinct, runs, progress)?;
 
-    Ok(cells
+    cells
         .into_iter()
         .map(|(budget, method, c)| match c {
             Ok(p) => {
                 let k = distinct.iter().position(|d| *d == p).expect("measured");
-                let r = &measured[k];
-                let mut sorted = r.runs_ms.clone();
-                sorted.sort_by(f64::total_cmp);
-                let q = |f: f64| sorted[((sorted.len() - 1) as f64 * f).round() as usize];
-                let plan = plan_with(net, &p.config, p.mode, p.residency, m.limits())
-                    .expect("planned before");
-                SweepRow {
-                    budget_bytes: budget,
-                    method: method.into(),
-                    fits: true,
-                    method_min_bytes: 0,
-                    config: p.config.to_string(),
-                    mode: format!("{:?}", p.mode).to_lowercase(),
-                    residency: p.residency.as_str().into(),
-                    predicted_peak_bytes: p.peak_bytes,
-                    measured_peak_bytes: r.peak_bytes,
-                    predicted_ms: p.predicted_ms,
-                    latency_ms: r.latency_ms,
-                    latency_q1_ms: q(0.25),
-                    latency_q3_ms: q(0.75),
-                    runs: sorted.len(),
-                    mac_ratio: plan.mac_ratio(net),
-                }
+                fitting_row(m, budget, method, &p, &measured[k])
             }
-            Err(least) => SweepRow {
-                budget_bytes: budget,
-                method: method.into(),
-                fits: false,
-                method_min_bytes: least,
-                config: String::new(),
-                mode: String::new(),
-                residency: String::new(),
-                predicted_peak_bytes: 0,
-                measured_peak_bytes: 0,
-                predicted_ms: f64::NAN,
-                latency_ms: f64::NAN,
-                latency_q1_ms: f64::NAN,
-                latency_q3_ms: f64::NAN,
-                runs: 0,
-                mac_ratio: f64::NAN,
-            },
+            Err(least) => Ok(missing_row(budget, method, least)),
         })
-        .collect())
+        .collect()
+}
+
+/// The row of a method whose pick `p` fits `budget`, measured as `r`.
+fn fitting_row(
+    m: &Measurer<'_>,
+    budget: u64,
+    method: &str,
+    p: &Pick,
+    r: &Measured,
+) -> Result<SweepRow> {
+    let plan = m.planner().plan(&p.config, p.mode, p.residency)?;
+    let mut runs = r.runs_ms.clone();
+    Ok(SweepRow {
+        budget_bytes: budget,
+        method: method.into(),
+        fits: true,
+        method_min_bytes: 0,
+        config: p.config.to_string(),
+        mode: p.mode.as_str().into(),
+        residency: p.residency.as_str().into(),
+        predicted_peak_bytes: p.peak_bytes,
+        measured_peak_bytes: r.peak_bytes,
+        predicted_ms: p.predicted_ms,
+        latency_ms: r.latency_ms,
+        latency_q1_ms: quantile(&mut runs, 0.25),
+        latency_q3_ms: quantile(&mut runs, 0.75),
+        runs: runs.len(),
+        mac_ratio: plan.mac_ratio(m.planner().net()),
+    })
+}
+
+/// The row of a method that fits nothing at `budget`: the least it needs.
+fn missing_row(budget: u64, method: &str, least: u64) -> SweepRow {
+    SweepRow {
+        budget_bytes: budget,
+        method: method.into(),
+        fits: false,
+        method_min_bytes: least,
+        config: String::new(),
+        mode: String::new(),
+        residency: String::new(),
+        predicted_peak_bytes: 0,
+        measured_peak_bytes: 0,
+        predicted_ms: f64::NAN,
+        latency_ms: f64::NAN,
+        latency_q1_ms: f64::NAN,
+        latency_q3_ms: f64::NAN,
+        runs: 0,
+        mac_ratio: f64::NAN,
+    }
 }
 
 /// Measure every pick over `runs` rounds, taking them in turns within batches of at most
@@ -301,7 +312,7 @@ fn measure_all(
     m: &Measurer<'_>,
     picks: &[Pick],
     runs: usize,
-    progress: &mut dyn FnMut(Step<'_>),
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<Measured>> {
     let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut bytes = u64::MAX;
@@ -313,41 +324,21 @@ fn measure_all(
         batches.last_mut().expect("a batch").push(k);
         bytes += p.peak_bytes;
     }
-    let total = picks.len() * runs;
-    let mut done = 0;
+    let mut steps = Steps::new(picks.len() * runs, progress);
     let mut out: Vec<Option<Measured>> = vec![None; picks.len()];
     for batch in batches {
-        let mut prepared = Vec::with_capacity(batch.len());
+        let mut trials = Vec::with_capacity(batch.len());
         for &k in &batch {
             let p = &picks[k];
-            prepared.push(m.prepare_mode(&p.config, p.mode, p.residency)?);
+            trials.push(m.prepare(&p.config, p.mode, p.residency)?);
         }
-        for round in 0..runs {
-            for (j, p) in prepared.iter_mut().enumerate() {
-                let what = format!(
-                    "round {}/{runs}: {} ({:?}, {})",
-                    round + 1,
-                    picks[batch[j]].config,
-                    picks[batch[j]].mode,
-                    picks[batch[j]].residency.as_str()
-                );
-                progress(Step {
-                    done,
-                    total,
-                    what: &what,
-                });
-                p.run()?;
-                done += 1;
-            }
-        }
-        for (j, p) in prepared.into_iter().enumerate() {
-            out[batch[j]] = Some(p.finish());
+        in_turns(&mut trials, runs, &mut |t, round| {
+            steps.step(&format!("round {}/{runs}: {}", round + 1, t.label));
+        })?;
+        for (j, t) in trials.into_iter().enumerate() {
+            out[batch[j]] = Some(Trial::finish(t));
         }
     }
-    progress(Step {
-        done: total,
-        total,
-        what: "done",
-    });
-    Ok(out.into_iter().map(|o| o.expect("measured")).collect())
+    steps.finish();
+    Ok(out.into_iter().flatten().collect())
 }

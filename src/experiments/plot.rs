@@ -1,56 +1,11 @@
-//! Reports of a sweep: every number as CSV, and latency against device-memory peak as an SVG plot
-//! (plotters), readable without the CSV.
+//! Latency against device-memory peak of a sweep as an SVG plot (plotters, no font files),
+//! readable without the CSV.
 
 use crate::error::{Error, Result};
-use crate::gpu::sweep::{METHODS, SweepRow};
+use crate::experiments::report::MIB;
+use crate::experiments::sweep::{METHODS, SweepRow};
 use plotters::prelude::*;
 use std::path::Path;
-
-const MIB: f64 = (1u64 << 20) as f64;
-
-/// Write every row as CSV (one line per budget and method, a header first).
-pub fn write_csv(path: &Path, rows: &[SweepRow]) -> Result<()> {
-    let mut s = String::from(
-        "budget_bytes,budget_mib,method,fits,method_min_bytes,config,mode,residency,predicted_peak_bytes,measured_peak_bytes,predicted_ms,latency_ms,latency_q1_ms,latency_q3_ms,runs,mac_ratio\n",
-    );
-    let num = |v: f64| {
-        if v.is_finite() {
-            format!("{v:.3}")
-        } else {
-            String::new()
-        }
-    };
-    for r in rows {
-        s += &format!(
-            "{},{:.3},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{}\n",
-            r.budget_bytes,
-            r.budget_bytes as f64 / MIB,
-            r.method,
-            r.fits,
-            if r.fits {
-                String::new()
-            } else {
-                r.method_min_bytes.to_string()
-            },
-            r.config,
-            r.mode,
-            r.residency,
-            r.predicted_peak_bytes,
-            r.measured_peak_bytes,
-            num(r.predicted_ms),
-            num(r.latency_ms),
-            num(r.latency_q1_ms),
-            num(r.latency_q3_ms),
-            r.runs,
-            if r.mac_ratio.is_finite() {
-                format!("{:.4}", r.mac_ratio)
-            } else {
-                String::new()
-            },
-        );
-    }
-    std::fs::write(path, s).map_err(|e| Error::io(path, e))
-}
 
 fn color(method: &str) -> RGBColor {
     match method {
@@ -70,6 +25,41 @@ fn label(method: &str) -> &'static str {
         "layerwise" => "layerwise (untiled, liveness reuse)",
         _ => "naive (untiled, every map alive)",
     }
+}
+
+/// A method's distinct points: (measured peak MiB, median, first and third quartile ms), in budget
+/// order.
+fn points(fit: &[&SweepRow], method: &str) -> Vec<(f64, f64, f64, f64)> {
+    let mut pts: Vec<(f64, f64, f64, f64)> = Vec::new();
+    for r in fit.iter().filter(|r| r.method == method) {
+        let p = (
+            r.measured_peak_bytes as f64 / MIB,
+            r.latency_ms,
+            r.latency_q1_ms,
+            r.latency_q3_ms,
+        );
+        if pts.last() != Some(&p) {
+            pts.push(p);
+        }
+    }
+    pts
+}
+
+/// The methods that fit no budget, with the least each needs.
+fn missing(rows: &[SweepRow], fit: &[&SweepRow]) -> Vec<(&'static str, u64)> {
+    METHODS
+        .into_iter()
+        .filter(|m| !fit.iter().any(|r| r.method == *m))
+        .map(|m| {
+            let need = rows
+                .iter()
+                .filter(|r| r.method == m)
+                .map(|r| r.method_min_bytes)
+                .min()
+                .unwrap_or(0);
+            (m, need)
+        })
+        .collect()
 }
 
 /// Plot measured latency against measured peak device memory, one series per method (its points in
@@ -142,18 +132,7 @@ pub fn write_svg(path: &Path, title: &str, rows: &[SweepRow]) -> Result<()> {
             .map_err(|x| err(x.to_string()))?;
     }
     for method in METHODS {
-        let mut pts: Vec<(f64, f64, f64, f64)> = Vec::new();
-        for r in fit.iter().filter(|r| r.method == method) {
-            let p = (
-                r.measured_peak_bytes as f64 / MIB,
-                r.latency_ms,
-                r.latency_q1_ms,
-                r.latency_q3_ms,
-            );
-            if pts.last() != Some(&p) {
-                pts.push(p);
-            }
-        }
+        let pts = points(&fit, method);
         if pts.is_empty() {
             continue;
         }
@@ -183,27 +162,16 @@ pub fn write_svg(path: &Path, title: &str, rows: &[SweepRow]) -> Result<()> {
         .draw()
         .map_err(|x| err(x.to_string()))?;
     // Methods that fit no budget have no point: say what they would need.
-    let mut y = 0;
-    for method in METHODS {
-        if fit.iter().any(|r| r.method == method) {
-            continue;
-        }
-        let need = rows
-            .iter()
-            .filter(|r| r.method == method)
-            .map(|r| r.method_min_bytes)
-            .min()
-            .unwrap_or(0);
+    for (k, (method, need)) in missing(rows, &fit).into_iter().enumerate() {
         root.draw(&Text::new(
             format!(
                 "{method} needs {:.1} MiB: fits no budget",
                 need as f64 / MIB
             ),
-            (712, 150 + y),
+            (712, 150 + 16 * k as i32),
             ("sans-serif", 12).into_font().color(&color(method)),
         ))
         .map_err(|x| err(x.to_string()))?;
-        y += 16;
     }
     root.present().map_err(|x| err(x.to_string()))?;
     Ok(())

@@ -13,14 +13,15 @@
 //! median over rounds of `pick / best − 1` for the two runs of the same round (paired, so drift between
 //! rounds cancels), with its quartiles as the run-to-run spread.
 
-use crate::error::Result;
-use crate::gpu::measure::{Measured, Measurer};
+use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::plan::config::{Config, Group};
 use crate::plan::cost::CostModel;
 use crate::plan::geometry::{Grid, tiles};
-use crate::plan::memory::{Mode, Residency, plan_with};
+use crate::plan::memory::{Mode, Residency};
 use crate::plan::search::{Choice, fastest};
+use crate::tune::measure::{Measured, Measurer, Trial, in_turns, quantile};
+use crate::tune::{Progress, Steps};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -93,16 +94,6 @@ pub struct BudgetRow {
     pub untiled_ms: f64,
 }
 
-/// Progress: done of total measurements, and what runs.
-pub struct Step<'a> {
-    /// Measurements finished.
-    pub done: usize,
-    /// Measurements in all.
-    pub total: usize,
-    /// What runs now.
-    pub what: &'a str,
-}
-
 /// Paths from 0 to `n` through `points` (sorted, inside 1..n) with at most `max_cuts` cuts.
 fn paths(n: usize, points: &[usize], max_cuts: usize) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
@@ -165,35 +156,19 @@ pub fn reference_configs(
     out
 }
 
-/// Run the harness.
-pub fn regret(
-    m: &Measurer<'_>,
-    net: &Network,
-    cost: &CostModel,
-    opts: &RegretOptions,
-    progress: &mut dyn FnMut(Step<'_>),
-) -> Result<(Vec<BudgetRow>, Vec<Reference>)> {
-    let n = net.layers.len();
-    let limits = m.limits().clone();
-    let mut cuts: Vec<usize> = opts
-        .cuts
-        .iter()
-        .copied()
-        .filter(|&c| c > 0 && c < n)
-        .collect();
-    cuts.sort();
-    cuts.dedup();
+/// The covering runs: per square grid `g`, whole paths through the cut points until every interval
+/// between two points is a group of one of them (grid 1 under both residencies, for the gaps).
+fn covering_runs(n: usize, cuts: &[usize], grids: usize) -> Vec<(Vec<usize>, usize, Residency)> {
     let mut points = vec![0];
-    points.extend(&cuts);
+    points.extend(cuts);
     points.push(n);
     let intervals: Vec<(usize, usize)> = points
         .iter()
         .flat_map(|&a| points.iter().filter(move |&&b| b > a).map(move |&b| (a, b)))
         .collect();
-    // Covering runs: per grid, whole paths through every cut point until each interval is in one.
-    let all_paths = paths(n, &cuts, cuts.len());
-    let mut runs: Vec<(Vec<usize>, usize, Residency)> = Vec::new();
-    for g in 1..=opts.grids {
+    let all_paths = paths(n, cuts, cuts.len());
+    let mut runs = Vec::new();
+    for g in 1..=grids {
         let mut left: Vec<(usize, usize)> = intervals.clone();
         while !left.is_empty() {
             let covers = |p: &Vec<usize>| {
@@ -211,11 +186,48 @@ pub fn regret(
             }
         }
     }
-    // Group passes per (a, b, g) and gaps per (a, b, g, residency).
-    let mut pass: HashMap<(usize, usize, usize), f64> = HashMap::new();
-    let mut gap: HashMap<(usize, usize, Residency), Vec<f64>> = HashMap::new();
-    let total = runs.len();
-    for (k, (path, g, res)) in runs.iter().enumerate() {
+    runs
+}
+
+/// Measured group passes per (start, end, grid) and gaps before groups per (start, end, residency).
+#[derive(Default)]
+struct GroupTimes {
+    pass: HashMap<(usize, usize, usize), f64>,
+    gap: HashMap<(usize, usize, Residency), Vec<f64>>,
+}
+
+impl GroupTimes {
+    fn gap_of(&self, a: usize, b: usize, r: Residency) -> Option<f64> {
+        let v = self.gap.get(&(a, b, r))?;
+        Some(v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    /// A configuration's composed latency: its groups' passes and the gaps before them.
+    fn composed(&self, c: &Config, res: Residency) -> Option<f64> {
+        c.groups
+            .iter()
+            .map(|g| {
+                let p = self.pass.get(&(g.start, g.end, g.grid.rows))?;
+                let before = if g.start == 0 {
+                    Some(0.0)
+                } else {
+                    self.gap_of(g.start, g.end, res)
+                };
+                Some(p + before?)
+            })
+            .sum()
+    }
+}
+
+/// Run every covering run once and record its groups' passes and gaps.
+fn time_groups(
+    m: &Measurer<'_>,
+    net: &Network,
+    runs: &[(Vec<usize>, usize, Residency)],
+    steps: &mut Steps<'_>,
+) -> Result<GroupTimes> {
+    let mut times = GroupTimes::default();
+    for (path, g, res) in runs {
         let grids: Vec<usize> = path
             .windows(2)
             .map(|w| {
@@ -227,23 +239,19 @@ pub fn regret(
                 }
             })
             .collect();
-        let what = format!(
+        let shown: Vec<usize> = grids.iter().map(|&x| x.max(1)).collect();
+        steps.step(&format!(
             "group times: {} ({})",
-            config_of(path, &grids.iter().map(|&x| x.max(1)).collect::<Vec<_>>()),
+            config_of(path, &shown),
             res.as_str()
-        );
-        progress(Step {
-            done: k,
-            total,
-            what: &what,
-        });
+        ));
         if grids.contains(&0) {
             continue; // a map too small for this grid: its configurations are not in the grid
         }
         let config = config_of(path, &grids);
-        let measured = match m.measure(&config, *res, 1) {
+        let measured = match m.measure(&config, Mode::Layerwise, *res, 1) {
             Ok(v) => v,
-            Err(e @ crate::error::Error::DeviceLimit(_)) => {
+            Err(e @ Error::DeviceLimit(_)) => {
                 log::info!("regret: skipping {config}: {e}");
                 continue;
             }
@@ -251,135 +259,168 @@ pub fn regret(
         };
         for (range, ms, before) in &measured.groups {
             if *res == Residency::Resident {
-                pass.insert((range.start, range.end, *g), *ms);
+                times.pass.insert((range.start, range.end, *g), *ms);
             }
             if range.start > 0 {
-                gap.entry((range.start, range.end, *res))
+                times
+                    .gap
+                    .entry((range.start, range.end, *res))
                     .or_default()
                     .push(*before);
             }
         }
     }
-    let gap_of = |a: usize, b: usize, r: Residency| -> Option<f64> {
-        let v = gap.get(&(a, b, r))?;
-        Some(v.iter().sum::<f64>() / v.len() as f64)
-    };
-    // Every reference configuration: peak (planner) and composed latency.
+    Ok(times)
+}
+
+/// What one budget runs whole: the pick first, then the best references by composed latency.
+struct BudgetSet {
+    budget: u64,
+    fitting: Vec<Reference>,
+    /// (config, residency, estimate): the pick first.
+    set: Vec<(String, Residency, f64)>,
+}
+
+/// Run the harness.
+pub fn regret(
+    m: &Measurer<'_>,
+    net: &Network,
+    cost: &CostModel,
+    opts: &RegretOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(Vec<BudgetRow>, Vec<Reference>)> {
+    let n = net.layers.len();
+    let mut cuts: Vec<usize> = opts
+        .cuts
+        .iter()
+        .copied()
+        .filter(|&c| c > 0 && c < n)
+        .collect();
+    cuts.sort();
+    cuts.dedup();
+    let runs = covering_runs(n, &cuts, opts.grids);
+    // Every reference configuration's peak is known before measuring, so every budget's set is too.
     let mut refs: Vec<Reference> = Vec::new();
+    let mut candidates: Vec<(Config, Residency, u64)> = Vec::new();
     for c in reference_configs(net, &cuts, opts.max_cuts, opts.grids) {
-        for res in [Residency::Resident, Residency::PerGroup] {
-            let Ok(plan) = plan_with(net, &c, Mode::Layerwise, res, &limits) else {
-                continue;
-            };
-            let composed: Option<f64> = c
-                .groups
-                .iter()
-                .map(|g| {
-                    let p = pass.get(&(g.start, g.end, g.grid.rows))?;
-                    let before = if g.start == 0 {
-                        Some(0.0)
-                    } else {
-                        gap_of(g.start, g.end, res)
-                    };
-                    Some(p + before?)
-                })
-                .sum();
-            if let Some(composed_ms) = composed {
-                refs.push(Reference {
-                    config: c.to_string(),
-                    residency: res,
-                    peak_bytes: plan.peak_bytes(),
-                    composed_ms,
-                });
+        for res in Residency::BOTH {
+            if let Ok(plan) = m.planner().plan(&c, Mode::Layerwise, res) {
+                candidates.push((c.clone(), res, plan.peak_bytes()));
             }
         }
     }
-    // Per budget: the pick, the best few references and the untiled run, run whole and in turns.
+    let picks: Vec<(u64, Choice)> = opts
+        .budgets
+        .iter()
+        .filter(|&&b| candidates.iter().any(|c| c.2 <= b))
+        .map(|&b| Ok((b, fastest(m.planner(), b, cost)?)))
+        .collect::<Result<_>>()?;
+    let whole_runs = picks.len() * (opts.top.max(1) + 2) * opts.runs.max(1);
+    let mut steps = Steps::new(runs.len() + whole_runs, progress);
+    let times = time_groups(m, net, &runs, &mut steps)?;
+    for (c, res, peak_bytes) in candidates {
+        if let Some(composed_ms) = times.composed(&c, res) {
+            refs.push(Reference {
+                config: c.to_string(),
+                residency: res,
+                peak_bytes,
+                composed_ms,
+            });
+        }
+    }
     let mut rows = Vec::new();
-    let nb = opts.budgets.len();
-    for (bi, &budget) in opts.budgets.iter().enumerate() {
-        let what = format!("budget {budget} B: whole runs, in turns");
-        progress(Step {
-            done: total + bi,
-            total: total + nb,
-            what: &what,
-        });
-        let mut fitting: Vec<&Reference> = refs.iter().filter(|r| r.peak_bytes <= budget).collect();
+    for (budget, pick) in picks {
+        let mut fitting: Vec<Reference> = refs
+            .iter()
+            .filter(|r| r.peak_bytes <= budget)
+            .cloned()
+            .collect();
         fitting.sort_by(|a, b| a.composed_ms.total_cmp(&b.composed_ms));
         if fitting.is_empty() {
-            log::warn!("regret: no reference configuration fits {budget} bytes; skipping it");
+            log::warn!(
+                "regret: no measured reference configuration fits {budget} bytes; skipping it"
+            );
             continue;
         }
-        let pick: Choice = fastest(net, budget, cost, &limits)?;
-        // (config, residency, estimate): the pick first, then the references.
-        let mut set: Vec<(String, Residency, f64)> =
-            vec![(pick.config.to_string(), pick.residency, pick.predicted_ms)];
+        let mut set = vec![(pick.config.to_string(), pick.residency, pick.predicted_ms)];
         for r in fitting.iter().take(opts.top.max(1)) {
             if !set.iter().any(|s| s.0 == r.config && s.1 == r.residency) {
                 set.push((r.config.clone(), r.residency, r.composed_ms));
             }
         }
-        let mut prepared = Vec::with_capacity(set.len() + 1);
-        for (c, r, _) in &set {
-            prepared.push(m.prepare(&Config::parse(c)?, *r)?);
-        }
-        prepared.push(m.prepare(&Config::untiled(), Residency::Resident)?);
-        for _ in 0..opts.runs.max(1) {
-            for p in prepared.iter_mut() {
-                p.run()?;
-            }
-        }
-        let measured: Vec<Measured> = prepared.into_iter().map(|p| p.finish()).collect();
-        let whole = |k: usize| WholeRun {
-            config: set[k].0.clone(),
-            residency: set[k].1,
-            peak_bytes: measured[k].peak_bytes,
-            measured_ms: measured[k].latency_ms,
-            estimate_ms: set[k].2,
+        let b = BudgetSet {
+            budget,
+            fitting,
+            set,
         };
-        let pick_run = whole(0);
-        // The references (the pick counts as one when it is in the reference grid).
-        let verified: Vec<WholeRun> = (0..set.len())
-            .filter(|&k| {
-                k > 0
-                    || fitting
-                        .iter()
-                        .any(|r| r.config == set[0].0 && r.residency == set[0].1)
-            })
-            .map(whole)
-            .collect();
-        let best = verified
-            .iter()
-            .min_by(|a, b| a.measured_ms.total_cmp(&b.measured_ms))
-            .expect("at least one")
-            .clone();
-        let bk = (0..set.len())
-            .find(|&k| set[k].0 == best.config && set[k].1 == best.residency)
-            .expect("best is in the set");
-        // Paired: the pick's run over the best reference's run of the same round.
-        let mut ratios: Vec<f64> = measured[0]
-            .runs_ms
-            .iter()
-            .zip(&measured[bk].runs_ms)
-            .map(|(p, b)| (p / b - 1.0) * 100.0)
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
-        rows.push(BudgetRow {
-            budget_bytes: budget,
-            fitting: fitting.len(),
-            regret_pct: q(0.5),
-            regret_iqr_pct: (q(0.25), q(0.75)),
-            untiled_ms: measured[set.len()].latency_ms,
-            pick: pick_run,
-            best,
-            verified,
-        });
+        rows.push(run_budget(m, &b, opts.runs.max(1), &mut steps)?);
     }
-    progress(Step {
-        done: total + nb,
-        total: total + nb,
-        what: "done",
-    });
+    steps.finish();
     Ok((rows, refs))
+}
+
+/// Run one budget's set and the untiled run whole, in turns, and take the paired regret.
+fn run_budget(
+    m: &Measurer<'_>,
+    b: &BudgetSet,
+    rounds: usize,
+    steps: &mut Steps<'_>,
+) -> Result<BudgetRow> {
+    let set = &b.set;
+    let mut trials = Vec::with_capacity(set.len() + 1);
+    for (c, r, _) in set {
+        trials.push(m.prepare(&Config::parse(c)?, Mode::Layerwise, *r)?);
+    }
+    trials.push(m.prepare(&Config::untiled(), Mode::Layerwise, Residency::Resident)?);
+    in_turns(&mut trials, rounds, &mut |t, round| {
+        steps.step(&format!(
+            "budget {} B, round {}/{rounds}: {}",
+            b.budget,
+            round + 1,
+            t.label
+        ));
+    })?;
+    let measured: Vec<Measured> = trials.into_iter().map(Trial::finish).collect();
+    let whole = |k: usize| WholeRun {
+        config: set[k].0.clone(),
+        residency: set[k].1,
+        peak_bytes: measured[k].peak_bytes,
+        measured_ms: measured[k].latency_ms,
+        estimate_ms: set[k].2,
+    };
+    // The references (the pick counts as one when it is in the reference grid).
+    let verified: Vec<WholeRun> = (0..set.len())
+        .filter(|&k| {
+            k > 0
+                || b.fitting
+                    .iter()
+                    .any(|r| r.config == set[0].0 && r.residency == set[0].1)
+        })
+        .map(whole)
+        .collect();
+    let best = verified
+        .iter()
+        .min_by(|a, b| a.measured_ms.total_cmp(&b.measured_ms))
+        .expect("at least one reference")
+        .clone();
+    let bk = (0..set.len())
+        .find(|&k| set[k].0 == best.config && set[k].1 == best.residency)
+        .expect("best is in the set");
+    // Paired: the pick's run over the best reference's run of the same round.
+    let mut ratios: Vec<f64> = measured[0]
+        .runs_ms
+        .iter()
+        .zip(&measured[bk].runs_ms)
+        .map(|(p, b)| (p / b - 1.0) * 100.0)
+        .collect();
+    Ok(BudgetRow {
+        budget_bytes: b.budget,
+        fitting: b.fitting.len(),
+        regret_pct: quantile(&mut ratios, 0.5),
+        regret_iqr_pct: (quantile(&mut ratios, 0.25), quantile(&mut ratios, 0.75)),
+        untiled_ms: measured[set.len()].latency_ms,
+        pick: whole(0),
+        best,
+        verified,
+    })
 }

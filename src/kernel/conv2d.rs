@@ -1,4 +1,4 @@
-//! Source of the register-tiled convolution kernel, generated fully unrolled.
+//! `conv2d`: the register-tiled convolution, its WGSL generated fully unrolled.
 //!
 //! Each invocation computes [`CONV_QUADS`]·4 output channels × [`CONV_PIXELS`] neighbouring output
 //! pixels of one row, in named variables (private arrays with dynamic indices end up in memory). On
@@ -13,6 +13,12 @@
 //! input channel, kernel row, kernel column, skipping taps in the zero padding — so the results agree
 //! bit for bit. Used when groups == 1 or the filters per group are a multiple of CONV_QUADS·4.
 
+use super::{
+    Binding, Kernel, Params, ShaderCaps, Slot, Work, act_code, base_params, bind, groups_of,
+    linear_workgroups,
+};
+use crate::model::weights::ConvParams;
+use crate::network::{LayerKind, Network};
 use std::fmt::Write;
 
 /// Filter quads (4 output channels each) per invocation.
@@ -20,12 +26,122 @@ pub const CONV_QUADS: usize = 8;
 /// Output pixels per invocation.
 pub const CONV_PIXELS: usize = 8;
 
+/// The register-tiled convolution (see the module docs).
+pub struct Conv2d;
+
+/// The bindings of a convolution: 0 parameters, 1 input, 2 weights, 3 output.
+pub(super) const CONV_BINDINGS: &[Binding] = &[
+    bind(0, Slot::Params),
+    bind(1, Slot::Input),
+    bind(2, Slot::Weights),
+    bind(3, Slot::Output),
+];
+
+/// The conv layer of `w` (its kernel, stride, padding, groups, filters, activation) on top of the
+/// shared shape parameters.
+pub(super) fn conv_params(w: &Work<'_>) -> Params {
+    let mut p = base_params(w);
+    let l = &w.net.layers[w.layer];
+    if let LayerKind::Conv(c) = &l.kind {
+        p.cin_g = (l.input.c / c.groups) as u32;
+        p.filters = c.filters as u32;
+        p.cout_g = (c.filters / c.groups) as u32;
+        p.k = c.size as u32;
+        p.stride = c.stride as u32;
+        p.pad = c.padding as u32;
+        p.act = act_code(c.activation);
+    }
+    p
+}
+
+/// Weights per filter: `cin/groups · k · k`.
+pub(super) fn per_filter(net: &Network, layer: usize) -> usize {
+    let l = &net.layers[layer];
+    match &l.kind {
+        LayerKind::Conv(c) => (l.input.c / c.groups) * c.size * c.size,
+        _ => 0,
+    }
+}
+
+fn filters(net: &Network, layer: usize) -> usize {
+    match &net.layers[layer].kind {
+        LayerKind::Conv(c) => c.filters,
+        _ => 0,
+    }
+}
+
+impl Kernel for Conv2d {
+    fn name(&self) -> &'static str {
+        "conv2d"
+    }
+
+    fn supports(&self, net: &Network, layer: usize) -> bool {
+        match &net.layers[layer].kind {
+            LayerKind::Conv(c) => {
+                c.groups == 1 || (c.filters / c.groups).is_multiple_of(4 * CONV_QUADS)
+            }
+            _ => false,
+        }
+    }
+
+    fn wgsl(&self, caps: ShaderCaps) -> String {
+        // naga 30 takes the subgroup built-ins without `enable subgroups;` (and rejects it).
+        source(caps.subgroups)
+    }
+
+    fn workgroup_size(&self) -> [u32; 3] {
+        [64, 1, 1]
+    }
+
+    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+        // Pixel runs are numbered linearly over x and y (the kernel reads `num_workgroups.x`), so
+        // no dimension passes the 65,535-workgroup limit.
+        let runs = w.region.width().div_ceil(CONV_PIXELS) * w.region.height();
+        let o = w.net.layers[w.layer].output;
+        linear_workgroups(runs, groups_of(o.c, 4 * CONV_QUADS as u32))
+    }
+
+    fn invocations(&self, w: &Work<'_>) -> u64 {
+        let o = w.net.layers[w.layer].output;
+        (w.region.height() * w.region.width().div_ceil(CONV_PIXELS)) as u64
+            * (o.c as u64).div_ceil(4 * CONV_QUADS as u64)
+    }
+
+    fn bindings(&self) -> &'static [Binding] {
+        CONV_BINDINGS
+    }
+
+    fn params(&self, w: &Work<'_>) -> Params {
+        conv_params(w)
+    }
+
+    fn weight_bytes(&self, net: &Network, layer: usize) -> u64 {
+        let nq = filters(net, layer).div_ceil(4) as u64;
+        16 * (nq * per_filter(net, layer) as u64 + nq)
+    }
+
+    fn pack_weights(&self, net: &Network, layer: usize, p: &ConvParams) -> Vec<u8> {
+        // [filters/4][cin_g][k][k] as vec4 over 4 consecutive filters, then biases as vec4s.
+        let (n, per) = (filters(net, layer), per_filter(net, layer));
+        let nq = n.div_ceil(4);
+        let mut out = vec![0.0f32; 4 * (nq * per + nq)];
+        for f in 0..n {
+            let (q, lane) = (f / 4, f % 4);
+            for j in 0..per {
+                out[4 * (q * per + j) + lane] = p.weights[f * per + j];
+            }
+            out[4 * (nq * per + q) + lane] = p.bias[f];
+        }
+        bytemuck::cast_slice(&out).to_vec()
+    }
+}
+
 /// The kernel's WGSL (without the shared prelude). With `subgroups`, each lane of a subgroup (at least
 /// CONV_QUADS lanes) loads the weights of one filter quad and the others take them with
 /// `subgroupShuffle`: a CONV_QUADS-fold cut in weight loads. That variant keeps every lane in uniform
 /// control flow (only whole subgroups return early; inactive lanes of a live subgroup only skip their
 /// loads and stores).
-pub fn source(subgroups: bool) -> String {
+fn source(subgroups: bool) -> String {
     if subgroups {
         return source_subgroups();
     }
@@ -33,7 +149,7 @@ pub fn source(subgroups: bool) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "// Generated by src/gpu/conv_kernel.rs: {cq} filter quads x {px} pixels per invocation.
+        "// Generated by src/kernel/conv2d.rs: {cq} filter quads x {px} pixels per invocation.
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> wts: array<vec4<f32>>;
@@ -99,7 +215,7 @@ fn source_subgroups() -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "// Generated by src/gpu/conv_kernel.rs: {cq} filter quads x {px} pixels per invocation, weights
+        "// Generated by src/kernel/conv2d.rs: {cq} filter quads x {px} pixels per invocation, weights
 // shared across the subgroup.
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> src: array<f32>;

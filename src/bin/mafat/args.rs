@@ -1,0 +1,114 @@
+//! Arguments shared by several subcommands (flattened into each), and parsers of option values.
+
+use mafat::plan::{Mode, Residency};
+use mafat::{Error, Network, Result, Session, SessionOptions, model, units};
+use std::path::PathBuf;
+
+/// `--model M [--size WxH]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Built-in name (yolov2, yolov2-16, yolov2-tiny, yolov3-tiny) or a Darknet .cfg path.
+    #[arg(long)]
+    pub model: String,
+    /// Input size WxH (overrides the cfg's width/height).
+    #[arg(long)]
+    pub size: Option<String>,
+}
+
+impl ModelArgs {
+    /// The network, at the size asked for.
+    pub fn load(&self) -> Result<Network> {
+        let size = self.size.as_deref().map(model::parse_size).transpose()?;
+        model::load(&self.model, size)
+    }
+}
+
+/// `--adapter NAME`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the best GPU).
+    #[arg(long)]
+    pub adapter: Option<String>,
+}
+
+impl DeviceArgs {
+    /// A session on the adapter asked for.
+    pub fn session(&self) -> Result<Session> {
+        Session::new(&SessionOptions {
+            adapter: self.adapter.clone(),
+            ..SessionOptions::default()
+        })
+    }
+}
+
+/// `--calibration FILE`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CalibrationArgs {
+    /// Latency calibration file to use (calibrated and written there if it does not exist;
+    /// default: the user's cache directory).
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+}
+
+impl CalibrationArgs {
+    /// The latency model of `net` on `session`'s adapter: from the pinned file, the cache, or
+    /// calibrated now (with the progress display).
+    pub fn cost_model(
+        &self,
+        session: &Session,
+        net: &Network,
+    ) -> Result<(mafat::plan::CostModel, mafat::tune::CalibrationSource)> {
+        let mut progress = crate::progress::calibration(net, session);
+        mafat::tune::load_or_calibrate(session, net, self.calibration.as_deref(), &mut progress)
+    }
+}
+
+/// `--mode layerwise|naive`.
+pub fn mode(s: &str) -> Result<Mode> {
+    s.parse()
+}
+
+/// `--residency resident|per-group`.
+pub fn residency(s: &str) -> Result<Residency> {
+    s.parse()
+}
+
+/// Most budgets one `--budgets` range may make.
+pub const MAX_BUDGET_STEPS: usize = 1000;
+
+/// Parse `LO..HI[:STEPS]` into geometric steps; `min`/`untiled` stand for the given bytes.
+pub fn parse_budgets(text: &str, min: u64, untiled: u64) -> Result<Vec<u64>> {
+    let bad = || {
+        Error::Usage(format!(
+            "--budgets `{}`: expected LO..HI[:STEPS] with 1 ≤ STEPS ≤ {MAX_BUDGET_STEPS}, e.g. 8MiB..96MiB:12 or min..untiled:6",
+            units::prefix(text)
+        ))
+    };
+    let (range, steps) = match text.rsplit_once(':') {
+        Some((r, s)) => (r, s.trim().parse::<usize>().map_err(|_| bad())?),
+        None => (text, 6),
+    };
+    if steps == 0 || steps > MAX_BUDGET_STEPS {
+        return Err(bad());
+    }
+    let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
+    let value = |s: &str| match s.trim() {
+        "min" => Ok(min),
+        "untiled" => Ok(untiled),
+        v => units::parse_bytes(v),
+    };
+    let (lo, hi) = (value(lo)?, value(hi)?);
+    if lo == 0 || hi < lo {
+        return Err(bad());
+    }
+    if steps == 1 || lo == hi {
+        return Ok(vec![lo]);
+    }
+    let mut v: Vec<u64> = (0..steps)
+        .map(|k| (lo as f64 * (hi as f64 / lo as f64).powf(k as f64 / (steps - 1) as f64)) as u64)
+        .collect();
+    v[0] = lo;
+    v[steps - 1] = hi;
+    v.dedup();
+    Ok(v)
+}

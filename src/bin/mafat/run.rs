@@ -1,0 +1,540 @@
+//! `mafat run`: run a model on the GPU (untiled, a given configuration, a saved plan, or the
+//! search's pick for a budget) or on the CPU reference, and report time, memory and outputs.
+
+use crate::args::{self, CalibrationArgs, DeviceArgs, ModelArgs};
+use crate::output::{Report, emit};
+use crate::progress;
+use mafat::gpu::RunOutput;
+use mafat::input::InputSource;
+use mafat::model::weights::{WeightSource, Weights};
+use mafat::plan::file::{AdapterId, PlanFile};
+use mafat::plan::search::min_peak;
+use mafat::plan::{Config, MemoryBreakdown, MemoryPlan, Mode, Residency};
+use mafat::tune::calibration_key;
+use mafat::{BudgetOptions, Error, Network, Prepared, Result, Session, Tensor, units};
+use serde::Serialize;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Most timed runs one command makes.
+pub const MAX_RUNS: usize = 100_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum Device {
+    Cpu,
+    Gpu,
+}
+
+/// `mafat run --model M ...`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A Darknet .weights file, random[:SEED] or int[:SEED].
+    #[arg(long, default_value = "random:0")]
+    weights: String,
+    /// A PNG/JPEG image (letterboxed as Darknet does), random[:SEED] or int[:SEED].
+    #[arg(long, default_value = "random:0")]
+    input: String,
+    /// Where to run: the GPU (wgpu) or the CPU reference.
+    #[arg(long, value_enum, default_value = "gpu")]
+    device: Device,
+    /// Untiled GPU mode: layerwise (liveness reuse) or naive (every map alive).
+    #[arg(long, value_parser = args::mode, default_value = "layerwise")]
+    mode: Mode,
+    /// Fused tile groups, e.g. 0..8:3x3,8..16:2x2 (layers FIRST..END, half-open, and a
+    /// ROWSxCOLS grid); other layers run untiled.
+    #[arg(long, conflicts_with = "plan")]
+    groups: Option<String>,
+    /// Run a plan saved by mafat plan --out (refused for another model, size or adapter; its
+    /// budget is enforced).
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Conv weights resident for the whole run, or uploaded per group when it starts
+    /// (default: resident; under --budget without --groups the search chooses unless given).
+    #[arg(long, value_parser = args::residency, conflicts_with = "plan")]
+    residency: Option<Residency>,
+    #[command(flatten)]
+    device_args: DeviceArgs,
+    /// Device-memory budget (e.g. 64MiB). Alone: plan the fastest configuration that fits, then
+    /// run it; with --groups or --plan: refuse before allocating if that needs more.
+    #[arg(long)]
+    budget: Option<String>,
+    #[command(flatten)]
+    calibration: CalibrationArgs,
+    /// Timed GPU runs after one warm-up run (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Compare the GPU output with the CPU reference (and with the untiled GPU run).
+    #[arg(long)]
+    verify: bool,
+    /// Write the output tensor as .npy (several heads: FILE.L<layer>.npy each).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the GPU run gets its configuration.
+enum ConfigChoice {
+    /// --groups (or untiled) and --residency.
+    Given(Config, Residency),
+    /// --plan FILE.
+    PlanFile(PathBuf),
+    /// --budget without --groups or --plan: the search picks (among one residency if given).
+    Search(Option<Residency>),
+}
+
+/// Run `mafat run`.
+pub fn main(a: Args) -> Result<()> {
+    if a.runs == 0 || a.runs > MAX_RUNS {
+        return Err(Error::Usage(format!(
+            "--runs {}: give 1 to {MAX_RUNS} timed runs",
+            a.runs
+        )));
+    }
+    let budget = a.budget.as_deref().map(units::parse_bytes).transpose()?;
+    let choose = choice(&a, budget)?;
+    let net = a.model.load()?;
+    let weights = WeightSource::parse(&a.weights)?.load(&net)?;
+    let x = InputSource::parse(&a.input)?.load(net.input)?;
+    match a.device {
+        Device::Cpu => emit(&run_cpu(&net, &weights, &x, a.out.as_deref())?, a.json),
+        Device::Gpu => emit(&run_gpu(&net, &weights, &x, &a, choose, budget)?, a.json),
+    }
+}
+
+/// The configuration source the options ask for, refusing combinations that make no sense.
+fn choice(a: &Args, budget: Option<u64>) -> Result<ConfigChoice> {
+    let choose = if let Some(path) = &a.plan {
+        ConfigChoice::PlanFile(path.clone())
+    } else if let Some(g) = a.groups.as_deref() {
+        ConfigChoice::Given(
+            Config::parse(g)?,
+            a.residency.unwrap_or(Residency::Resident),
+        )
+    } else if budget.is_some() && a.mode == Mode::Layerwise {
+        ConfigChoice::Search(a.residency)
+    } else {
+        ConfigChoice::Given(
+            Config::untiled(),
+            a.residency.unwrap_or(Residency::Resident),
+        )
+    };
+    let naive_ok = matches!(&choose, ConfigChoice::Given(c, _) if c.is_untiled());
+    if a.mode == Mode::Naive && !naive_ok {
+        return Err(Error::Usage(
+            "--mode naive is the untiled baseline (every map alive); leave it out with --groups or --plan".into(),
+        ));
+    }
+    if a.calibration.calibration.is_some() && !matches!(choose, ConfigChoice::Search(_)) {
+        return Err(Error::Usage(
+            "--calibration is for planning under --budget; leave it out with --groups or --plan"
+                .into(),
+        ));
+    }
+    Ok(choose)
+}
+
+#[derive(Serialize)]
+struct OutputShape {
+    layer: usize,
+    shape: [usize; 3],
+}
+
+fn output_shapes(net: &Network, outputs: &[Tensor]) -> Vec<OutputShape> {
+    net.outputs()
+        .iter()
+        .zip(outputs)
+        .map(|(&layer, t)| OutputShape {
+            layer,
+            shape: [t.shape.c, t.shape.h, t.shape.w],
+        })
+        .collect()
+}
+
+/// `mafat run --device cpu`.
+#[derive(Serialize)]
+struct CpuReport {
+    model: String,
+    input: [usize; 3],
+    device: &'static str,
+    latency_ms: f64,
+    timing: &'static str,
+    macs: u64,
+    outputs: Vec<OutputShape>,
+    files: Vec<String>,
+    #[serde(skip)]
+    input_text: String,
+}
+
+impl Report for CpuReport {
+    fn text(&self) -> String {
+        let mut s = format!(
+            "{}: input {} on the CPU reference: {:.1} ms ({:.2} G MACs, {:.2} GMAC/s)\n",
+            self.model,
+            self.input_text,
+            self.latency_ms,
+            self.macs as f64 / 1e9,
+            self.macs as f64 / 1e6 / self.latency_ms
+        );
+        for o in &self.outputs {
+            let [c, h, w] = o.shape;
+            let _ = writeln!(s, "  output of layer {}: {w}x{h}x{c}", o.layer);
+        }
+        for f in &self.files {
+            let _ = writeln!(s, "  wrote {f}");
+        }
+        s
+    }
+}
+
+fn run_cpu(net: &Network, weights: &Weights, x: &Tensor, out: Option<&Path>) -> Result<CpuReport> {
+    let heads = net.outputs();
+    let t0 = Instant::now();
+    let outputs = mafat::reference::forward(net, weights, x, &heads)?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    Ok(CpuReport {
+        model: net.name.clone(),
+        input: [net.input.c, net.input.h, net.input.w],
+        device: "cpu",
+        latency_ms: ms,
+        timing: "wall clock, one run of the CPU reference",
+        macs: net.macs(),
+        files: match out {
+            Some(path) => write_outputs(path, &heads, &outputs)?,
+            None => Vec::new(),
+        },
+        outputs: output_shapes(net, &outputs),
+        input_text: net.input.to_string(),
+    })
+}
+
+/// The configuration to run, its residency, the budget to enforce, and (when planned) the
+/// predicted latency and how it was planned.
+struct Chosen {
+    config: Config,
+    residency: Residency,
+    budget: Option<u64>,
+    predicted_ms: Option<f64>,
+    planned_by: Option<String>,
+}
+
+fn resolve_choice(
+    session: &Session,
+    net: &Network,
+    a: &Args,
+    choose: ConfigChoice,
+    budget: Option<u64>,
+) -> Result<Chosen> {
+    Ok(match choose {
+        ConfigChoice::Given(config, residency) => Chosen {
+            config,
+            residency,
+            budget,
+            predicted_ms: None,
+            planned_by: None,
+        },
+        ConfigChoice::PlanFile(path) => {
+            let f = PlanFile::read(&path)?;
+            f.check(
+                &path,
+                net,
+                &AdapterId::of(&calibration_key(session.context(), net)),
+            )?;
+            let config = f.config()?;
+            let plan = session.plan(net, &config, Mode::Layerwise, f.residency)?;
+            f.check_figures(&path, &plan)?;
+            Chosen {
+                config,
+                residency: f.residency,
+                // The plan's own budget holds unless a tighter one is given.
+                budget: Some(budget.map_or(f.budget_bytes, |b| b.min(f.budget_bytes))),
+                predicted_ms: Some(f.predicted_latency_ms),
+                planned_by: Some(format!("plan {}", path.display())),
+            }
+        }
+        ConfigChoice::Search(only) => {
+            let budget = budget.ok_or_else(|| Error::Usage("the search needs --budget".into()))?;
+            let options = BudgetOptions {
+                calibration: a.calibration.calibration.as_deref(),
+                residencies: only.map_or(Residency::BOTH.to_vec(), |r| vec![r]),
+                ..BudgetOptions::default()
+            };
+            let mut progress = progress::calibration(net, session);
+            let p = session.plan_for_budget(net, budget, &options, &mut progress)?;
+            Chosen {
+                config: p.choice.config,
+                residency: p.choice.residency,
+                budget: Some(budget),
+                predicted_ms: Some(p.choice.predicted_ms),
+                planned_by: Some(format!(
+                    "search in {:.0} ms; calibration {}",
+                    p.search_ms, p.calibration
+                )),
+            }
+        }
+    })
+}
+
+/// Refuse, before allocating anything, a plan whose predicted peak passes the budget.
+fn check_budget(session: &Session, net: &Network, plan: &MemoryPlan, budget: u64) -> Result<()> {
+    let predicted = plan.peak_bytes();
+    if predicted <= budget {
+        return Ok(());
+    }
+    let biggest = plan
+        .buffers
+        .iter()
+        .max_by_key(|b| b.size)
+        .map(|b| format!(" (largest item: {} of {} bytes)", b.label, b.size))
+        .unwrap_or_default();
+    let minimum = match session.planner(net).and_then(|p| min_peak(&p)) {
+        Ok((m, c, r)) if m > budget => format!(
+            "; no configuration fits it: the smallest is {m} bytes (--groups {c} --residency {})",
+            r.as_str()
+        ),
+        Ok((m, c, r)) => format!(
+            "; the smallest configuration needs {m} bytes (--groups {c} --residency {})",
+            r.as_str()
+        ),
+        Err(_) => String::new(),
+    };
+    Err(Error::Usage(format!(
+        "config {} needs {predicted} bytes of device memory, over the budget of {budget} bytes{biggest}{minimum}",
+        plan.config
+    )))
+}
+
+/// One warm-up run, then `runs` timed ones: the last output, the median time, and the allocator's
+/// peak (allocated, reserved) seen after each run.
+fn timed_runs(
+    session: &Session,
+    prepared: &Prepared,
+    x: &Tensor,
+    runs: usize,
+) -> Result<(RunOutput, f64, (u64, u64))> {
+    let ctx = session.context();
+    let mut alloc_peak = ctx.allocator_bytes().unwrap_or((0, 0));
+    let mut last = prepared.run(x)?; // warm-up (the first dispatches compile shaders)
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        last = prepared.run(x)?;
+        times.push(last.compute_ms);
+        if let Some((a, r)) = ctx.allocator_bytes() {
+            alloc_peak = (alloc_peak.0.max(a), alloc_peak.1.max(r));
+        }
+    }
+    let median = mafat::tune::median(&mut times);
+    Ok((last, median, alloc_peak))
+}
+
+#[derive(Serialize)]
+struct GroupMs {
+    layers: String,
+    ms: f64,
+}
+
+/// `mafat run` on the GPU: the JSON contract of `../shared/design.md`.
+#[derive(Serialize)]
+struct GpuReport {
+    model: String,
+    input: [usize; 3],
+    device: &'static str,
+    mode: Mode,
+    config: String,
+    latency_ms: f64,
+    predicted_latency_ms: Option<f64>,
+    planned_by: Option<String>,
+    runs: usize,
+    timing: &'static str,
+    predicted_peak_bytes: u64,
+    measured_peak_bytes: u64,
+    allocator_reserved_peak_bytes: u64,
+    allocator_allocated_peak_bytes: u64,
+    rss_peak_bytes: Option<u64>,
+    budget_bytes: Option<u64>,
+    residency: Residency,
+    breakdown: MemoryBreakdown,
+    arena_bytes: u64,
+    macs: u64,
+    untiled_macs: u64,
+    mac_ratio: f64,
+    dispatches: usize,
+    group_ms: Vec<GroupMs>,
+    adapter: String,
+    kernels: Vec<&'static str>,
+    outputs: Vec<OutputShape>,
+    files: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_abs_diff_cpu: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bit_exact_untiled: Option<Option<bool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    untiled_error: Option<String>,
+    #[serde(skip)]
+    input_text: String,
+    #[serde(skip)]
+    untiled: bool,
+}
+
+fn run_gpu(
+    net: &Network,
+    weights: &Weights,
+    x: &Tensor,
+    a: &Args,
+    choose: ConfigChoice,
+    budget: Option<u64>,
+) -> Result<GpuReport> {
+    let session = a.device_args.session()?;
+    let chosen = resolve_choice(&session, net, a, choose, budget)?;
+    let plan = session.plan(net, &chosen.config, a.mode, chosen.residency)?;
+    if let Some(b) = chosen.budget {
+        check_budget(&session, net, &plan, b)?;
+    }
+    let prepared = session.prepare(net, weights, plan, chosen.budget)?;
+    let (last, median_ms, alloc_peak) = timed_runs(&session, &prepared, x, a.runs)?;
+    let stats = prepared.pool_stats();
+    let plan = prepared.plan().clone();
+    drop(prepared);
+    let verification = match a.verify {
+        true => Some(session.verify(net, weights, x, &plan, &last.outputs)?),
+        false => None,
+    };
+    let (bit_exact_untiled, untiled_error) = match verification
+        .as_ref()
+        .and_then(|v| v.bit_exact_untiled.clone())
+    {
+        Some(Ok(b)) => (Some(Some(b)), None),
+        Some(Err(e)) => (Some(None), Some(e)),
+        None => (None, None),
+    };
+    let files = match a.out.as_deref() {
+        Some(path) => write_outputs(path, &net.outputs(), &last.outputs)?,
+        None => Vec::new(),
+    };
+    Ok(GpuReport {
+        model: net.name.clone(),
+        input: [net.input.c, net.input.h, net.input.w],
+        device: "gpu",
+        mode: a.mode,
+        config: chosen.config.to_string(),
+        latency_ms: median_ms,
+        predicted_latency_ms: chosen.predicted_ms,
+        planned_by: chosen.planned_by,
+        runs: a.runs,
+        timing: last.timing.as_str(),
+        predicted_peak_bytes: plan.peak_bytes(),
+        measured_peak_bytes: stats.peak,
+        allocator_reserved_peak_bytes: alloc_peak.1,
+        allocator_allocated_peak_bytes: alloc_peak.0,
+        rss_peak_bytes: mafat::host::rss_peak_bytes(),
+        budget_bytes: chosen.budget,
+        residency: plan.residency,
+        breakdown: plan.breakdown(),
+        arena_bytes: plan.bytes_of(mafat::plan::BufferKind::Arena),
+        macs: plan.macs,
+        untiled_macs: net.macs(),
+        mac_ratio: plan.mac_ratio(net),
+        dispatches: plan.dispatches().count(),
+        group_ms: last
+            .group_ms
+            .iter()
+            .map(|(r, ms)| GroupMs {
+                layers: format!("{}..{}", r.start, r.end),
+                ms: *ms,
+            })
+            .collect(),
+        adapter: session.adapter_name(),
+        kernels: plan.ops.iter().map(|o| o.name()).collect(),
+        outputs: output_shapes(net, &last.outputs),
+        files,
+        max_abs_diff_cpu: verification.as_ref().map(|v| v.max_abs_diff_cpu),
+        bit_exact_untiled,
+        untiled_error,
+        input_text: net.input.to_string(),
+        untiled: chosen.config.is_untiled(),
+    })
+}
+
+impl Report for GpuReport {
+    fn text(&self) -> String {
+        let h = units::human;
+        let how = if self.untiled {
+            format!("untiled, {}", self.mode.as_str())
+        } else {
+            format!("config {}, {}", self.config, self.residency.as_str())
+        };
+        let mut s = format!(
+            "{}: input {} on {} ({how}): {:.2} ms median of {} ({}), {:.2} GMAC/s\n",
+            self.model,
+            self.input_text,
+            self.adapter,
+            self.latency_ms,
+            self.runs,
+            self.timing,
+            self.macs as f64 / 1e6 / self.latency_ms
+        );
+        let _ = writeln!(
+            s,
+            "  work: {} dispatches, {:.3} G MACs computed = {:.4} × untiled",
+            self.dispatches,
+            self.macs as f64 / 1e9,
+            self.mac_ratio
+        );
+        let _ = writeln!(
+            s,
+            "  device memory: predicted {} ({} B), pool peak {} ({} B); allocator peak {} allocated, {} reserved",
+            h(self.predicted_peak_bytes),
+            self.predicted_peak_bytes,
+            h(self.measured_peak_bytes),
+            self.measured_peak_bytes,
+            h(self.allocator_allocated_peak_bytes),
+            h(self.allocator_reserved_peak_bytes)
+        );
+        if let Some(rss) = self.rss_peak_bytes {
+            let _ = writeln!(s, "  process peak RSS: {}", h(rss));
+        }
+        if let (Some(p), Some(by)) = (self.predicted_latency_ms, &self.planned_by) {
+            let _ = writeln!(s, "  predicted latency {p:.1} ms ({by})");
+        }
+        if let Some(d) = self.max_abs_diff_cpu {
+            let _ = writeln!(s, "  max |GPU − CPU reference| = {d:e}");
+        }
+        match (&self.bit_exact_untiled, &self.untiled_error) {
+            (Some(Some(true)), _) => s.push_str("  bit-exact with the untiled run: yes\n"),
+            (Some(Some(false)), _) => s.push_str("  bit-exact with the untiled run: NO\n"),
+            (_, Some(e)) => {
+                let _ = writeln!(s, "  bit-exact with the untiled run: not checked ({e})");
+            }
+            _ => {}
+        }
+        for o in &self.outputs {
+            let [c, hh, w] = o.shape;
+            let _ = writeln!(s, "  output of layer {}: {w}x{hh}x{c}", o.layer);
+        }
+        for f in &self.files {
+            let _ = writeln!(s, "  wrote {f}");
+        }
+        s
+    }
+}
+
+/// Write the outputs as `.npy`: one file, or `FILE.L<layer>.npy` per head.
+fn write_outputs(path: &Path, heads: &[usize], outputs: &[Tensor]) -> Result<Vec<String>> {
+    if outputs.len() == 1 {
+        outputs[0].write_npy(path)?;
+        return Ok(vec![path.display().to_string()]);
+    }
+    let stem = path.with_extension("");
+    heads
+        .iter()
+        .zip(outputs)
+        .map(|(l, t)| {
+            let p = PathBuf::from(format!("{}.L{l}.npy", stem.display()));
+            t.write_npy(&p)?;
+            Ok(p.display().to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,182 @@
+//! Measuring configurations on the adapter: prepared trials timed **in turns** — one run of each,
+//! then the next round — so that drift on a shared machine touches them all alike, with medians of
+//! latency, per-group times and the gaps before groups. Calibration, the regret harness and the sweep
+//! all time through [`in_turns`].
+
+use crate::error::Result;
+use crate::gpu::RunOutput;
+use crate::input::InputSource;
+use crate::model::weights::{WeightSource, Weights};
+use crate::network::Network;
+use crate::plan::{Config, DeviceLimits, Mode, Planner, Residency};
+use crate::session::{Prepared, Session};
+use crate::tensor::Tensor;
+use std::ops::Range;
+
+/// What one configuration measured.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Median of the timed runs' `compute_ms` (NaN when no run was made).
+    pub latency_ms: f64,
+    /// Per group with dispatches: its layers, median ms of its pass, and median gap before it
+    /// (0 for the first).
+    pub groups: Vec<(Range<usize>, f64, f64)>,
+    /// The pool's peak (equals the plan's predicted peak).
+    pub peak_bytes: u64,
+    /// Every timed run's `compute_ms`, in order.
+    pub runs_ms: Vec<f64>,
+}
+
+/// The median (upper middle) of `v`, sorting it (NaN for an empty slice).
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The `f`-quantile (0 ≤ f ≤ 1, nearest rank) of `v`, sorting it (NaN for an empty slice).
+pub fn quantile(v: &mut [f64], f: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * f.clamp(0.0, 1.0)).round() as usize]
+}
+
+/// A network ready to be measured under many configurations on one session (seeded random weights
+/// and input: timings do not depend on the values).
+pub struct Measurer<'a> {
+    session: &'a Session,
+    planner: Planner<'a>,
+    weights: Weights,
+    input: Tensor,
+    warm: std::cell::Cell<bool>,
+}
+
+impl<'a> Measurer<'a> {
+    /// Measure `net` on `session`'s device with `random:0` weights and input.
+    pub fn new(session: &'a Session, net: &'a Network) -> Result<Self> {
+        Ok(Measurer {
+            session,
+            planner: session.planner(net)?,
+            weights: WeightSource::Random(0).load(net)?,
+            input: InputSource::Random(0).load(net.input)?,
+            warm: std::cell::Cell::new(false),
+        })
+    }
+
+    /// The planner every configuration is planned with.
+    pub fn planner(&self) -> &Planner<'a> {
+        &self.planner
+    }
+
+    /// The adapter limits every configuration is planned for.
+    pub fn limits(&self) -> &DeviceLimits {
+        self.planner.limits()
+    }
+
+    /// Prepare `config` in `mode` under `residency` for timed runs (buffers allocated, weights
+    /// uploaded; the first trial ever prepared runs once untimed, which compiles the shaders).
+    pub fn prepare(&self, config: &Config, mode: Mode, residency: Residency) -> Result<Trial<'_>> {
+        let plan = self.planner.plan(config, mode, residency)?;
+        let prepared = self
+            .session
+            .prepare(self.planner.net(), &self.weights, plan, None)?;
+        if !self.warm.get() {
+            prepared.run_timing_groups(&self.input)?;
+            self.warm.set(true);
+        }
+        Ok(Trial {
+            label: format!("{config} ({}, {})", mode.as_str(), residency.as_str()),
+            input: &self.input,
+            prepared,
+            runs: Vec::new(),
+        })
+    }
+
+    /// `runs` timed runs of one configuration, then their medians.
+    pub fn measure(
+        &self,
+        config: &Config,
+        mode: Mode,
+        residency: Residency,
+        runs: usize,
+    ) -> Result<Measured> {
+        let mut trial = [self.prepare(config, mode, residency)?];
+        in_turns(&mut trial, runs.max(1), &mut |_, _| {})?;
+        let [t] = trial;
+        Ok(t.finish())
+    }
+}
+
+/// A configuration ready to run; runs accumulate until [`Trial::finish`] takes their medians.
+pub struct Trial<'m> {
+    /// What it is, for progress messages: `CONFIG (mode, residency)`.
+    pub label: String,
+    input: &'m Tensor,
+    prepared: Prepared,
+    runs: Vec<RunOutput>,
+}
+
+impl Trial<'_> {
+    /// One timed run (every group timed on its own).
+    pub fn run(&mut self) -> Result<()> {
+        let out = self.prepared.run_timing_groups(self.input)?;
+        self.runs.push(out);
+        Ok(())
+    }
+
+    /// Release the buffers and take the medians of the runs so far.
+    pub fn finish(self) -> Measured {
+        let peak_bytes = self.prepared.pool_stats().peak;
+        let out = self.runs;
+        let runs_ms: Vec<f64> = out.iter().map(|r| r.compute_ms).collect();
+        let latency_ms = median(&mut runs_ms.clone());
+        let n = out.first().map_or(0, |r| r.group_ms.len());
+        let groups = (0..n)
+            .map(|j| {
+                let ms = median(&mut out.iter().map(|r| r.group_ms[j].1).collect::<Vec<_>>());
+                let gap = if j == 0 {
+                    0.0
+                } else {
+                    median(
+                        &mut out
+                            .iter()
+                            .map(|r| {
+                                (r.group_start_ms[j]
+                                    - r.group_start_ms[j - 1]
+                                    - r.group_ms[j - 1].1)
+                                    .max(0.0)
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                };
+                (out[0].group_ms[j].0.clone(), ms, gap)
+            })
+            .collect();
+        Measured {
+            latency_ms,
+            groups,
+            peak_bytes,
+            runs_ms,
+        }
+    }
+}
+
+/// Time `trials` in turns: `rounds` rounds, each running every trial once in order;
+/// `before_run(trial, round)` is called before each run (for progress).
+pub fn in_turns(
+    trials: &mut [Trial<'_>],
+    rounds: usize,
+    before_run: &mut dyn FnMut(&Trial<'_>, usize),
+) -> Result<()> {
+    for round in 0..rounds {
+        for t in trials.iter_mut() {
+            before_run(t, round);
+            t.run()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Tuning, apart from the engine: measuring configurations in turns ([`measure`]), calibrating the
+//! latency model on an adapter ([`calibrate`]) and caching it ([`cache`]). One [`Progress`] type
+//! reports every long job (calibration, the regret harness, the sweep).
+
+pub mod cache;
+pub mod calibrate;
+pub mod measure;
+
+pub use cache::{CalibrationSource, load_or_calibrate};
+pub use calibrate::{calibrate, calibration_key};
+pub use measure::{Measured, Measurer, Trial, in_turns, median};
+
+/// Progress of a long job: `done` of `total` steps, and what runs now.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// Steps finished.
+    pub done: usize,
+    /// Steps in all.
+    pub total: usize,
+    /// What runs now (`done` = `total`: what finished).
+    pub what: &'a str,
+}
+
+/// Counts the steps of a job toward its total and reports each one.
+pub struct Steps<'p> {
+    done: usize,
+    total: usize,
+    report: &'p mut dyn FnMut(Progress<'_>),
+}
+
+impl<'p> Steps<'p> {
+    /// A job of `total` steps reported to `report`.
+    pub fn new(total: usize, report: &'p mut dyn FnMut(Progress<'_>)) -> Self {
+        Steps {
+            done: 0,
+            total: total.max(1),
+            report,
+        }
+    }
+
+    /// Report that `what` starts now (then count it as done).
+    pub fn step(&mut self, what: &str) {
+        (self.report)(Progress {
+            done: self.done.min(self.total - 1),
+            total: self.total,
+            what,
+        });
+        self.done += 1;
+    }
+
+    /// Report the end of the job.
+    pub fn finish(&mut self) {
+        self.done = self.total;
+        (self.report)(Progress {
+            done: self.total,
+            total: self.total,
+            what: "done",
+        });
+    }
+}
