@@ -42,6 +42,69 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         1.0,
     ),
     (
+        "same-address f32 storage loads (G loads/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = 0.0;
+  for (var i = 0u; i < 1024u; i++) { a = a + dst[(i * 64u) & 65535u]; }
+  dst[gid.x] = a;
+}",
+        1.0,
+    ),
+    (
+        "same-address vec4 storage loads (G vec4/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<vec4<f32>>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = vec4<f32>(0.0);
+  for (var i = 0u; i < 1024u; i++) { a = a + dst[(i * 64u) & 16383u]; }
+  dst[gid.x & 16383u] = a;
+}",
+        1.0,
+    ),
+    (
+        "vec4 multiply-add, 32 accumulators (GFLOP/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a: array<vec4<f32>, 32>;
+  for (var j = 0u; j < 32u; j++) { a[j] = vec4<f32>(f32(gid.x + j)); }
+  let w = vec4<f32>(0.999, 0.998, 0.997, 0.996);
+  for (var i = 0u; i < 128u; i++) {
+    for (var j = 0u; j < 32u; j++) { a[j] = a[j] * w + w; }
+  }
+  var s = vec4<f32>(0.0);
+  for (var j = 0u; j < 32u; j++) { s = s + a[j]; }
+  dst[gid.x] = s.x + s.y + s.z + s.w;
+}",
+        32.0,
+    ),
+    (
+        "subgroupShuffle vec4, constant lane (G/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = vec4<f32>(f32(gid.x));
+  var s = vec4<f32>(0.0);
+  for (var i = 0u; i < 1024u; i++) { a = a * 0.999 + 1.0; s = s + subgroupShuffle(a, i & 7u); }
+  dst[gid.x] = s.x + s.y + s.z + s.w;
+}",
+        1.0,
+    ),
+    (
+        "subgroupBroadcast vec4, lane 3 (G/s)",
+        "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  var a = vec4<f32>(f32(gid.x));
+  var s = vec4<f32>(0.0);
+  for (var i = 0u; i < 1024u; i++) { a = a * 0.999 + 1.0; s = s + subgroupBroadcast(a, 3u); }
+  dst[gid.x] = s.x + s.y + s.z + s.w;
+}",
+        1.0,
+    ),
+    (
         "workgroup-memory loads (G loads/s)",
         "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
 var<workgroup> tile: array<f32, 1024>;
@@ -71,6 +134,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 fn main() -> mafat::Result<()> {
     let ctx = GpuContext::new(None)?;
+    let subgroups = ctx.subgroups;
     println!("adapter: {}", ctx.adapter_name());
     let n = 65536u32;
     let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -86,6 +150,10 @@ fn main() -> mafat::Result<()> {
         mapped_at_creation: false,
     });
     for (name, src, per_iteration) in PROBES {
+        if src.contains("subgroup") && !subgroups {
+            println!("{name:<44} (no subgroups on this adapter)");
+            continue;
+        }
         let pipe = ctx.scoped(name, || {
             let module = ctx
                 .device
@@ -143,7 +211,7 @@ fn main() -> mafat::Result<()> {
         times.sort_by(f64::total_cmp);
         let s = times[times.len() / 2];
         let rate = n as f64 * 1024.0 * per_iteration / s / 1e9;
-        println!("{name:<32} {:>8.1} ms {rate:>10.2}", s * 1e3);
+        println!("{name:<44} {:>8.1} ms {rate:>10.2}", s * 1e3);
     }
     Ok(())
 }

@@ -1,28 +1,50 @@
-//! `cargo bench --bench gpu_layers [-- SIZE]`: per-layer GPU time and GFLOP/s of yolov2-16 on the
-//! current adapter (GPU timestamps where the adapter has them), median over runs, plus the whole
-//! network in both untiled modes. SIZE defaults to 608 (e.g. `-- 160`).
+//! `cargo bench --bench gpu_layers [-- SIZE] [--kernel NAME]...`: per-layer GPU time and GFLOP/s
+//! of yolov2-16 on the current adapter (GPU timestamps where the adapter has them), median over
+//! runs, for the default kernels and each kernel named (pinned on every layer it supports), plus
+//! the whole network in naive mode. SIZE defaults to 608 (e.g. `-- 160`).
 
 use mafat::gpu::Timing;
 use mafat::input::InputSource;
+use mafat::kernel::{named, pinned, select_all};
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::{Config, Mode, Residency};
+use mafat::plan::{Config, Mode, Planner, Residency};
 use mafat::tune::median;
 use mafat::{Session, SessionOptions};
 
 fn main() -> mafat::Result<()> {
-    let size: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let size: usize = args
+        .iter()
+        .find(|a| a.parse::<usize>().is_ok())
         .and_then(|a| a.parse().ok())
         .unwrap_or(608);
+    let pins: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--kernel")
+        .map(|w| w[1].clone())
+        .collect();
     let runs = 5;
     let session = Session::new(&SessionOptions::default())?;
     let net = model::load("yolov2-16", Some((size, size)))?;
     let weights = WeightSource::Random(1).load(&net)?;
     let x = InputSource::Random(1).load(net.input)?;
     println!("adapter: {}", session.adapter_name());
-    for mode in [Mode::Layerwise, Mode::Naive] {
-        let plan = session.plan(&net, &Config::untiled(), mode, Residency::Resident)?;
+    let mut cases = vec![(
+        "default kernels".to_string(),
+        Mode::Layerwise,
+        select_all(&net)?,
+    )];
+    for name in &pins {
+        cases.push((
+            format!("on {name}"),
+            Mode::Layerwise,
+            pinned(&net, named(name)?)?,
+        ));
+    }
+    cases.push(("default kernels".into(), Mode::Naive, select_all(&net)?));
+    for (what, mode, ops) in cases {
+        let planner = Planner::with_ops(&net, &session.limits(), ops)?;
+        let plan = planner.plan(&Config::untiled(), mode, Residency::Resident)?;
         let ex = session.prepare(&net, &weights, plan, None)?;
         ex.run(&x)?; // warm-up: first dispatches compile the shaders
         let mut totals = Vec::new();
@@ -39,13 +61,13 @@ fn main() -> mafat::Result<()> {
         }
         let total = median(&mut totals);
         println!(
-            "\nyolov2-16 {size}x{size} {mode:?}: {total:.2} ms median of {runs} ({timing:?}), {:.2} GFLOP/s, pool peak {} B",
+            "\nyolov2-16 {size}x{size} {mode:?}, {what}: {total:.2} ms median of {runs} ({timing:?}), {:.2} GFLOP/s, pool peak {} B",
             2.0 * net.macs() as f64 / 1e6 / total,
             ex.pool_stats().peak
         );
         if mode == Mode::Layerwise && !per_layer.iter().all(Vec::is_empty) {
             println!(
-                "{:>5} {:<6} {:>10} {:>10} {:>10}",
+                "{:>5} {:<6} {:>10} {:>10} {:>10}  kernel",
                 "layer", "type", "ms", "GFLOP", "GFLOP/s"
             );
             for (i, v) in per_layer.iter_mut().enumerate() {
@@ -55,9 +77,10 @@ fn main() -> mafat::Result<()> {
                 let ms = median(v);
                 let gflop = 2.0 * net.layers[i].macs() as f64 / 1e9;
                 println!(
-                    "{i:>5} {:<6} {ms:>10.3} {gflop:>10.3} {:>10.2}",
+                    "{i:>5} {:<6} {ms:>10.3} {gflop:>10.3} {:>10.2}  {}",
                     net.layers[i].kind.name(),
-                    if gflop > 0.0 { gflop / ms * 1e3 } else { 0.0 }
+                    if gflop > 0.0 { gflop / ms * 1e3 } else { 0.0 },
+                    ex.plan().ops[i].name()
                 );
             }
         }

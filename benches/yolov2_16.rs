@@ -40,9 +40,9 @@ use mafat::gpu::Timing;
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
 use mafat::plan::search::min_peak;
-use mafat::plan::{Choice, Config, CostModel, MemoryPlan, Mode, Residency, fastest};
+use mafat::plan::{Choice, Config, CostModel, MemoryPlan, Mode, Planner, Residency, fastest};
 use mafat::tensor::Tensor;
-use mafat::tune::{CalibrationSource, load_or_calibrate};
+use mafat::tune::{CalibrationSource, KernelPolicy, load_or_calibrate};
 use mafat::units::{human, parse_bytes};
 use mafat::{Session, SessionOptions};
 use std::hint::black_box;
@@ -294,7 +294,6 @@ fn main() {
         Err(e) => exit_with(&format!("cannot open the GPU: {e}")),
     };
     let net = model::load(MODEL, Some(size)).expect("loading the built-in yolov2-16");
-    let planner = session.planner(&net).expect("planning yolov2-16");
     let weights = WeightSource::Random(0)
         .load(&net)
         .expect("generating random weights");
@@ -333,8 +332,9 @@ fn main() {
              first time takes minutes on a CPU adapter)"
         );
         let t = Instant::now();
-        let (cost, source) = load_or_calibrate(&session, &net, None, &mut |_| {})
-            .expect("loading or calibrating the cost model");
+        let (cost, source) =
+            load_or_calibrate(&session, &net, KernelPolicy::Tuned, None, &mut |_| {})
+                .expect("loading or calibrating the cost model");
         match source {
             CalibrationSource::File(p) => eprintln!("yolov2_16: cost model from {}", p.display()),
             CalibrationSource::Measured(p) => eprintln!(
@@ -345,6 +345,12 @@ fn main() {
         }
         cost
     });
+    // Every case on the kernels the calibration chose per layer (the defaults without one).
+    let ops = match &cost {
+        Some(c) => c.ops(&net).expect("the calibration's kernels"),
+        None => mafat::kernel::select_all(&net).expect("kernels for yolov2-16"),
+    };
+    let planner = Planner::with_ops(&net, &session.limits(), ops).expect("planning yolov2-16");
     let choices: Vec<(u64, Option<Choice>)> = budgets
         .iter()
         .map(|&b| {

@@ -1,6 +1,8 @@
 //! Regions of feature maps: inclusive rectangles in map coordinates (every channel). Shared by the
 //! kernels (what a dispatch computes and what its bindings hold) and the planner (tile geometry).
 
+use crate::error::{Error, Result};
+use crate::network::{LayerKind, Shape};
 use serde::Serialize;
 use std::fmt;
 
@@ -49,4 +51,33 @@ impl fmt::Display for Region {
             self.y0, self.y1, self.x0, self.x1
         )
     }
+}
+
+/// Window of a layer along one axis: (kernel, stride, padding before the first input).
+pub(crate) fn window(kind: &LayerKind) -> Option<(usize, usize, usize)> {
+    match kind {
+        LayerKind::Conv(c) => Some((c.size, c.stride, c.padding)),
+        LayerKind::MaxPool(m) => Some((m.size, m.stride, m.pad_before())),
+        _ => None,
+    }
+}
+
+/// Inclusive input range read by outputs `o0..=o1` of a window (k, s, p) over an input of `len`.
+fn back(o0: usize, o1: usize, (k, s, p): (usize, usize, usize), len: usize) -> (usize, usize) {
+    let start = (o0 * s).saturating_sub(p);
+    let end = (o1 * s + k - 1).saturating_sub(p).min(len - 1);
+    (start.min(end), end)
+}
+
+/// The input region a conv or maxpool layer reads to produce `out` (clamped to its input map).
+pub fn input_region(kind: &LayerKind, input: Shape, out: Region) -> Result<Region> {
+    let w = window(kind).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "a [{}] layer cannot be part of a tiled group (only convolutions and max pools)",
+            kind.name()
+        ))
+    })?;
+    let (y0, y1) = back(out.y0, out.y1, w, input.h);
+    let (x0, x1) = back(out.x0, out.x1, w, input.w);
+    Ok(Region { y0, y1, x0, x1 })
 }

@@ -23,7 +23,7 @@ use crate::network::Network;
 use crate::plan::search::{Choice, MAX_GRID, fastest_with, min_peak_for};
 use crate::plan::{Config, CostModel, DeviceLimits, MemoryPlan, Mode, Planner, Residency};
 use crate::tensor::Tensor;
-use crate::tune::{CalibrationSource, Progress, load_or_calibrate};
+use crate::tune::{CalibrationSource, KernelPolicy, Progress, load_or_calibrate};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -76,6 +76,8 @@ pub struct BudgetOptions<'a> {
     pub residencies: Vec<Residency>,
     /// Largest grid side the search tries.
     pub max_grid: usize,
+    /// How each layer's kernel is chosen (default: the fastest measured on the adapter).
+    pub kernels: KernelPolicy,
 }
 
 impl Default for BudgetOptions<'_> {
@@ -84,6 +86,7 @@ impl Default for BudgetOptions<'_> {
             calibration: None,
             residencies: Residency::BOTH.to_vec(),
             max_grid: MAX_GRID,
+            kernels: KernelPolicy::Tuned,
         }
     }
 }
@@ -206,15 +209,23 @@ impl Session {
                 residency: residency.as_str().into(),
             });
         }
-        let (cost, calibration) = load_or_calibrate(self, net, options.calibration, progress)?;
+        let (cost, calibration) =
+            load_or_calibrate(self, net, options.kernels, options.calibration, progress)?;
+        // The search runs on the calibrated kernels; when they fit nothing (a variant may need
+        // more memory), on the default ones.
+        let tuned = Planner::with_ops(net, &self.limits(), cost.ops(net)?)?;
         let t0 = Instant::now();
-        let choice = fastest_with(
-            &planner,
-            budget,
-            &cost,
-            options.max_grid,
-            &options.residencies,
-        )?;
+        let search = |p: &Planner<'_>, cost: &CostModel| {
+            fastest_with(p, budget, cost, options.max_grid, &options.residencies)
+        };
+        let (planner, cost, choice) = match search(&tuned, &cost) {
+            Err(Error::NoFit { .. }) if tuned.ops() != planner.ops() => {
+                let cost = cost.for_ops(planner.ops());
+                let choice = search(&planner, &cost)?;
+                (planner, cost, choice)
+            }
+            result => (tuned, cost, result?),
+        };
         let search_ms = t0.elapsed().as_secs_f64() * 1e3;
         let plan = planner.plan(&choice.config, Mode::Layerwise, choice.residency)?;
         Ok(BudgetPlan {
@@ -249,24 +260,33 @@ impl Session {
         })
     }
 
-    /// The outputs of the untiled layerwise run of `net` (weights resident, no budget).
+    /// The outputs of the untiled layerwise run of `net` (weights resident, no budget), each
+    /// layer on its default kernel.
     pub fn run_untiled(
         &self,
         net: &Network,
         weights: &Weights,
         input: &Tensor,
     ) -> Result<Vec<Tensor>> {
-        let plan = self.plan(
-            net,
-            &Config::untiled(),
-            Mode::Layerwise,
-            Residency::Resident,
-        )?;
+        self.run_untiled_on(net, weights, input, crate::kernel::select_all(net)?)
+    }
+
+    /// [`Session::run_untiled`] with the layers on `ops`.
+    pub fn run_untiled_on(
+        &self,
+        net: &Network,
+        weights: &Weights,
+        input: &Tensor,
+        ops: Vec<crate::kernel::Op>,
+    ) -> Result<Vec<Tensor>> {
+        let planner = Planner::with_ops(net, &self.limits(), ops)?;
+        let plan = planner.plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)?;
         Ok(self.prepare(net, weights, plan, None)?.run(input)?.outputs)
     }
 
     /// Check `outputs` of a run of `plan` against the CPU reference and, unless `plan` is the
-    /// untiled layerwise run itself, against that run bit for bit.
+    /// untiled layerwise run itself, against that run bit for bit (on the same kernels: the choice
+    /// is per layer, so tiled and untiled runs do the same arithmetic).
     pub fn verify(
         &self,
         net: &Network,
@@ -282,7 +302,7 @@ impl Session {
             && plan.mode == Mode::Layerwise
             && plan.residency == Residency::Resident;
         let bit_exact_untiled = (!is_untiled).then(|| {
-            self.run_untiled(net, weights, input)
+            self.run_untiled_on(net, weights, input, plan.ops.clone())
                 .map(|u| bit_identical(&u, outputs))
                 .map_err(|e| e.to_string())
         });

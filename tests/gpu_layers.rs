@@ -6,7 +6,7 @@ mod gpu_common;
 use mafat::input::InputSource;
 use mafat::model::cfg;
 use mafat::model::weights::WeightSource;
-use mafat::plan::Mode;
+use mafat::plan::{Config, Mode};
 use mafat::reference;
 
 /// One network per case: `[net]` of the given size, then the layer sections.
@@ -45,10 +45,24 @@ fn check_on(g: &gpu_common::Gpu, name: &str, w: usize, h: usize, c: usize, layer
         let x = xs.load(net.input).unwrap();
         let heads = net.outputs();
         let cpu = reference::forward(&net, &weights, &x, &heads).unwrap();
-        for mode in [Mode::Layerwise, Mode::Naive] {
+        // Every kernel variant that can run a layer of the case, on its own.
+        let runs = gpu_common::assignments(&net)
+            .into_iter()
+            .flat_map(|(what, ops)| {
+                let modes = match what.as_str() {
+                    "default kernels" => vec![Mode::Layerwise, Mode::Naive],
+                    _ => vec![Mode::Layerwise],
+                };
+                modes
+                    .into_iter()
+                    .map(move |m| (what.clone(), ops.clone(), m))
+            });
+        for (what, ops, mode) in runs {
+            let name = format!("{name} {what}");
             let (out, _, _) = g
-                .run(&net, &weights, &x, mode, None)
+                .run_ops(&net, &weights, &x, &ops, &Config::untiled(), mode)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(out.len(), cpu.len());
             for (o, c) in out.iter().zip(&cpu) {
                 if exact && max_ulps == 0 {
                     gpu_common::assert_bit_exact(&format!("{name} {mode:?} int"), o, c);

@@ -205,7 +205,7 @@ fn huge_maps_stay_within_the_workgroup_limit_per_dimension() {
         .plan(&Config::untiled(), Mode::Naive, Residency::Resident)
         .unwrap();
     let conv = mafat::kernel::select(&net, 0).unwrap().kernel().unwrap();
-    let wg = conv.workgroups(&mafat::kernel::Work::untiled(&net, 0, conv)[0]);
+    let wg = conv.workgroups(&mafat::kernel::Work::untiled(&net, 0, conv)[0], 0);
     assert!(wg.iter().all(|&d| d <= 65535), "{wg:?}");
     assert!(wg[0] as u64 * wg[1] as u64 * 64 >= 1024 * 8192);
 }

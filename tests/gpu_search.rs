@@ -8,7 +8,7 @@ use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
 use mafat::plan::search::min_peak;
 use mafat::plan::{Config, Mode, fastest};
-use mafat::tune::{Progress, calibrate};
+use mafat::tune::{KernelPolicy, Progress, calibrate};
 
 #[test]
 fn search_picks_run_within_their_budgets_and_bit_exact() {
@@ -18,7 +18,9 @@ fn search_picks_run_within_their_budgets_and_bit_exact() {
     for (name, size) in [("yolov2-16", (96, 96)), ("yolov2-tiny", (64, 96))] {
         let net = model::load(name, Some(size)).unwrap();
         let mut steps = Vec::new();
-        let cost = calibrate(&g.session, &net, &mut |p: Progress<'_>| {
+        let cost = calibrate(&g.session, &net, KernelPolicy::Tuned, &mut |p: Progress<
+            '_,
+        >| {
             steps.push((p.done, p.total))
         })
         .unwrap();
@@ -34,10 +36,12 @@ fn search_picks_run_within_their_budgets_and_bit_exact() {
         }
         assert!(cost.layers[0].points.len() >= 3, "{:?}", cost.layers[0]);
 
-        let planner = g.planner(&net);
+        // The search runs on the kernels the calibration chose; untiled on the same ones.
+        let ops = cost.ops(&net).unwrap();
+        let planner = mafat::plan::Planner::with_ops(&net, &g.limits(), ops.clone()).unwrap();
         let w = WeightSource::Int(1).load(&net).unwrap();
         let x = InputSource::Int(2).load(net.input).unwrap();
-        let (untiled, _, _) = g.run(&net, &w, &x, Mode::Layerwise, None).unwrap();
+        let untiled = g.session.run_untiled_on(&net, &w, &x, ops.clone()).unwrap();
         let (min, _, _) = min_peak(&planner).unwrap();
         let top = planner
             .plan(

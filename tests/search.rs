@@ -34,7 +34,9 @@ fn synthetic_cost(net: &Network, r: &mut Lcg) -> CostModel {
             LayerCost {
                 layer: i,
                 kind: l.kind.name().into(),
+                kernel: mafat::kernel::select(net, i).unwrap().name().into(),
                 points,
+                candidates: Vec::new(),
             }
         })
         .collect();
@@ -47,6 +49,7 @@ fn synthetic_cost(net: &Network, r: &mut Lcg) -> CostModel {
             input: [net.input.c, net.input.h, net.input.w],
             network_hash: mafat::plan::cost::network_hash(net),
             mafat: env!("CARGO_PKG_VERSION").into(),
+            kernels: "default".into(),
         },
         timing: "synthetic".into(),
         layers,

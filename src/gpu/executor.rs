@@ -100,7 +100,7 @@ fn params_block(net: &Network, plan: &MemoryPlan, size: u64) -> Vec<u8> {
     let mut block = vec![0u8; size as usize];
     for (j, d) in plan.dispatches().enumerate() {
         let off = (j as u64 * plan.params_stride) as usize;
-        let p = d.kernel.params(&d.work(net));
+        let p = d.kernel.params(&d.work(net), d.stage);
         block[off..off + PARAMS_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&p));
     }
     block
@@ -212,8 +212,17 @@ impl Executor {
         let plan = &self.plan;
         let mut bound = Vec::with_capacity(plan.steps.len());
         for (j, d) in plan.dispatches().enumerate() {
-            let pipe = pipelines.get(ctx, d.kernel)?;
+            let pipe = pipelines.get(ctx, d.kernel, d.stage)?;
+            // Storage bindings are rounded up to whole vec4s where the buffer allows (kernels may
+            // view them as vec4 arrays; arena items are 16-byte aligned, so this stays inside the
+            // item's own aligned bytes).
             let resource = |b: usize, offset: u64, size: u64| {
+                let whole = size.next_multiple_of(16);
+                let size = if offset + whole <= self.buffers[b].size {
+                    whole
+                } else {
+                    size
+                };
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &self.buffers[b].buffer,
                     offset,
@@ -221,7 +230,7 @@ impl Executor {
                 })
             };
             let mut entries = Vec::with_capacity(4);
-            for b in d.kernel.bindings() {
+            for b in d.kernel.bindings(d.stage) {
                 let (buffer, offset, size) = match b.slot {
                     Slot::Params => (
                         plan.params.expect("dispatches have parameters"),
@@ -238,6 +247,13 @@ impl Executor {
                         (w.buffer, w.offset, w.bytes)
                     }
                     Slot::Output => (d.output.buffer, d.output.offset, d.output.bytes()),
+                    Slot::Workspace(k) => {
+                        let w = *d
+                            .workspace
+                            .get(k as usize)
+                            .ok_or_else(|| missing(d, "workspace"))?;
+                        (w.buffer, w.offset, w.bytes())
+                    }
                 };
                 entries.push(wgpu::BindGroupEntry {
                     binding: b.binding,

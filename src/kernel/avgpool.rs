@@ -20,11 +20,11 @@ impl Kernel for AvgPool {
         include_str!("../../shaders/avgpool.wgsl").into()
     }
 
-    fn workgroup_size(&self) -> [u32; 3] {
+    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
         [64, 1, 1]
     }
 
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
         [groups_of(w.net.layers[w.layer].input.c, 64), 1, 1]
     }
 
@@ -32,11 +32,11 @@ impl Kernel for AvgPool {
         w.net.layers[w.layer].input.c as u64
     }
 
-    fn bindings(&self) -> &'static [Binding] {
+    fn bindings(&self, _stage: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 
-    fn params(&self, w: &Work<'_>) -> Params {
+    fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         base_params(w)
     }
 }

@@ -1,17 +1,17 @@
 //! `conv2d`: the register-tiled convolution, its WGSL generated fully unrolled.
 //!
-//! Each invocation computes [`CONV_QUADS`]·4 output channels × [`CONV_PIXELS`] neighbouring output
-//! pixels of one row, in named variables (private arrays with dynamic indices end up in memory). On
+//! Each invocation computes `quads`·4 output channels × `pixels` neighbouring output pixels of one
+//! row ([`Blocking`]; the registry holds several), in named variables (private arrays with dynamic indices end up in memory). On
 //! lavapipe a storage-buffer load costs about 12 cycles per lane against a fraction of a cycle for a
-//! multiply-add, so the kernel is built around loads: every input value loaded feeds CONV_QUADS·4
-//! multiply-adds and every weight vec4 feeds CONV_PIXELS. Invocations enumerate runs of CONV_PIXELS
+//! multiply-add, so the kernel is built around loads: every input value loaded feeds `quads`·4
+//! multiply-adds and every weight vec4 feeds `pixels`. Invocations enumerate runs of `pixels`
 //! pixels row by row (numbered linearly over `gid.x` and `gid.y`), so narrow maps still fill the SIMD
 //! lanes; `gid.z` picks the filter block.
 //!
 //! Weights are laid out `[filters/4][cin_g][k][k]` as vec4 over 4 consecutive filters, followed by one
 //! bias vec4 per filter quad. Every output is accumulated in the CPU reference's order — bias, then
 //! input channel, kernel row, kernel column, skipping taps in the zero padding — so the results agree
-//! bit for bit. Used when groups == 1 or the filters per group are a multiple of CONV_QUADS·4.
+//! bit for bit. Used when groups == 1 or the filters per group are a multiple of `quads`·4.
 
 use super::{
     Binding, Kernel, Params, ShaderCaps, Slot, Work, act_code, base_params, bind, groups_of,
@@ -21,13 +21,26 @@ use crate::model::weights::ConvParams;
 use crate::network::{LayerKind, Network};
 use std::fmt::Write;
 
-/// Filter quads (4 output channels each) per invocation.
-pub const CONV_QUADS: usize = 8;
-/// Output pixels per invocation.
-pub const CONV_PIXELS: usize = 8;
+/// Most filter quads per invocation: the subgroup path shares one quad's weights per lane, so
+/// subgroups need at least this many lanes.
+pub const MAX_QUADS: usize = 8;
 
-/// The register-tiled convolution (see the module docs).
-pub struct Conv2d;
+/// How many outputs one invocation computes: `quads`·4 filters × `pixels` neighbouring pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocking {
+    /// Filter quads (4 output channels each) per invocation (at most 8: one per subgroup lane).
+    pub quads: usize,
+    /// Output pixels per invocation.
+    pub pixels: usize,
+}
+
+/// The register-tiled convolution (see the module docs) at one blocking.
+pub struct Conv2d {
+    /// Its name in reports and `--kernel`.
+    pub name: &'static str,
+    /// Outputs per invocation.
+    pub blocking: Blocking,
+}
 
 /// The bindings of a convolution: 0 parameters, 1 input, 2 weights, 3 output.
 pub(super) const CONV_BINDINGS: &[Binding] = &[
@@ -72,13 +85,13 @@ fn filters(net: &Network, layer: usize) -> usize {
 
 impl Kernel for Conv2d {
     fn name(&self) -> &'static str {
-        "conv2d"
+        self.name
     }
 
     fn supports(&self, net: &Network, layer: usize) -> bool {
         match &net.layers[layer].kind {
             LayerKind::Conv(c) => {
-                c.groups == 1 || (c.filters / c.groups).is_multiple_of(4 * CONV_QUADS)
+                c.groups == 1 || (c.filters / c.groups).is_multiple_of(4 * self.blocking.quads)
             }
             _ => false,
         }
@@ -86,66 +99,77 @@ impl Kernel for Conv2d {
 
     fn wgsl(&self, caps: ShaderCaps) -> String {
         // naga 30 takes the subgroup built-ins without `enable subgroups;` (and rejects it).
-        source(caps.subgroups)
+        source(self.blocking, caps.subgroups)
     }
 
-    fn workgroup_size(&self) -> [u32; 3] {
+    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
         [64, 1, 1]
     }
 
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
         // Pixel runs are numbered linearly over x and y (the kernel reads `num_workgroups.x`), so
         // no dimension passes the 65,535-workgroup limit.
-        let runs = w.region.width().div_ceil(CONV_PIXELS) * w.region.height();
+        let b = self.blocking;
+        let runs = w.region.width().div_ceil(b.pixels) * w.region.height();
         let o = w.net.layers[w.layer].output;
-        linear_workgroups(runs, groups_of(o.c, 4 * CONV_QUADS as u32))
+        linear_workgroups(runs, groups_of(o.c, 4 * b.quads as u32))
     }
 
     fn invocations(&self, w: &Work<'_>) -> u64 {
-        let o = w.net.layers[w.layer].output;
-        (w.region.height() * w.region.width().div_ceil(CONV_PIXELS)) as u64
-            * (o.c as u64).div_ceil(4 * CONV_QUADS as u64)
+        let (b, o) = (self.blocking, w.net.layers[w.layer].output);
+        (w.region.height() * w.region.width().div_ceil(b.pixels)) as u64
+            * (o.c as u64).div_ceil(4 * b.quads as u64)
     }
 
-    fn bindings(&self) -> &'static [Binding] {
+    fn bindings(&self, _stage: usize) -> &'static [Binding] {
         CONV_BINDINGS
     }
 
-    fn params(&self, w: &Work<'_>) -> Params {
+    fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         conv_params(w)
     }
 
     fn weight_bytes(&self, net: &Network, layer: usize) -> u64 {
-        let nq = filters(net, layer).div_ceil(4) as u64;
-        16 * (nq * per_filter(net, layer) as u64 + nq)
+        quad_weight_bytes(net, layer)
     }
 
     fn pack_weights(&self, net: &Network, layer: usize, p: &ConvParams) -> Vec<u8> {
-        // [filters/4][cin_g][k][k] as vec4 over 4 consecutive filters, then biases as vec4s.
-        let (n, per) = (filters(net, layer), per_filter(net, layer));
-        let nq = n.div_ceil(4);
-        let mut out = vec![0.0f32; 4 * (nq * per + nq)];
-        for f in 0..n {
-            let (q, lane) = (f / 4, f % 4);
-            for j in 0..per {
-                out[4 * (q * per + j) + lane] = p.weights[f * per + j];
-            }
-            out[4 * (nq * per + q) + lane] = p.bias[f];
-        }
-        bytemuck::cast_slice(&out).to_vec()
+        pack_quads(net, layer, p)
     }
 }
 
+/// Bytes of [`pack_quads`]' layout.
+pub(super) fn quad_weight_bytes(net: &Network, layer: usize) -> u64 {
+    let nq = filters(net, layer).div_ceil(4) as u64;
+    16 * (nq * per_filter(net, layer) as u64 + nq)
+}
+
+/// Weights `[filters/4][cin_g][k][k]` as vec4 over 4 consecutive filters (the last quad padded with
+/// zeros), then the biases as vec4s.
+pub(super) fn pack_quads(net: &Network, layer: usize, p: &ConvParams) -> Vec<u8> {
+    let (n, per) = (filters(net, layer), per_filter(net, layer));
+    let nq = n.div_ceil(4);
+    let mut out = vec![0.0f32; 4 * (nq * per + nq)];
+    for f in 0..n {
+        let (q, lane) = (f / 4, f % 4);
+        for j in 0..per {
+            out[4 * (q * per + j) + lane] = p.weights[f * per + j];
+        }
+        out[4 * (nq * per + q) + lane] = p.bias[f];
+    }
+    bytemuck::cast_slice(&out).to_vec()
+}
+
 /// The kernel's WGSL (without the shared prelude). With `subgroups`, each lane of a subgroup (at least
-/// CONV_QUADS lanes) loads the weights of one filter quad and the others take them with
-/// `subgroupShuffle`: a CONV_QUADS-fold cut in weight loads. That variant keeps every lane in uniform
+/// `quads` lanes) loads the weights of one filter quad and the others take them with
+/// `subgroupShuffle`: a b.quads-fold cut in weight loads. That variant keeps every lane in uniform
 /// control flow (only whole subgroups return early; inactive lanes of a live subgroup only skip their
 /// loads and stores).
-fn source(subgroups: bool) -> String {
+fn source(b: Blocking, subgroups: bool) -> String {
     if subgroups {
-        return source_subgroups();
+        return source_subgroups(b);
     }
-    let (cq, px) = (CONV_QUADS, CONV_PIXELS);
+    let (cq, px) = (b.quads, b.pixels);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -204,14 +228,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for c in 0..cq {
         let _ = writeln!(s, "                let w{c} = wts[wr{c} + t];");
     }
-    push_tap_pixels(&mut s, "");
+    push_tap_pixels(&mut s, "", b);
     s.push_str("            }\n        }\n    }\n");
-    push_stores(&mut s);
+    push_stores(&mut s, b);
     s
 }
 
-fn source_subgroups() -> String {
-    let (cq, px) = (CONV_QUADS, CONV_PIXELS);
+fn source_subgroups(b: Blocking) -> String {
+    let (cq, px) = (b.quads, b.pixels);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -291,7 +315,7 @@ fn main(
         for j in 0..px {
             let m = j + kx;
             let _ = writeln!(s, "            if (ok{m} && n > {j}u) {{");
-            push_madds(&mut s, "                ", j, &format!("r{m}"));
+            push_madds(&mut s, "                ", j, &format!("r{m}"), b);
             s.push_str("            }\n");
         }
         let _ = writeln!(s, "            }}");
@@ -317,44 +341,44 @@ fn main(
             "                let w{c} = subgroupShuffle(wmine, {c}u);"
         );
     }
-    push_tap_pixels(&mut s, "rok && ");
+    push_tap_pixels(&mut s, "rok && ", b);
     s.push_str("            }\n        }\n    }\n");
     s.push_str("    }\n    if (n == 0u || qb >= nq) { return; }\n");
-    push_stores(&mut s);
+    push_stores(&mut s, b);
     s
 }
 
 /// One kernel tap for every pixel of the run: load the input under `guard` + "pixel in the run and in
 /// the map", then multiply-add into the pixel's accumulators.
-fn push_tap_pixels(s: &mut String, guard: &str) {
+fn push_tap_pixels(s: &mut String, guard: &str, b: Blocking) {
     s.push_str("                let ix = ix_base + i32(kx);\n");
-    for j in 0..CONV_PIXELS {
+    for j in 0..b.pixels {
         let _ = writeln!(s, "                let x{j} = ix + {j} * s;");
         let _ = writeln!(
             s,
             "                if ({guard}n > {j}u && x{j} >= 0 && x{j} < p.map_w) {{"
         );
         let _ = writeln!(s, "                    let v = src[rbase + x{j}];");
-        push_madds(s, "                    ", j, "v");
+        push_madds(s, "                    ", j, "v", b);
         s.push_str("                }\n");
     }
 }
 
 /// `a{j}_{c} = a{j}_{c} + w{c} * value` for every filter quad `c`: pixel `j`'s accumulators.
-fn push_madds(s: &mut String, indent: &str, j: usize, value: &str) {
-    for c in 0..CONV_QUADS {
+fn push_madds(s: &mut String, indent: &str, j: usize, value: &str, b: Blocking) {
+    for c in 0..b.quads {
         let _ = writeln!(s, "{indent}a{j}_{c} = a{j}_{c} + w{c} * {value};");
     }
 }
 
 /// The epilogue: activation and stores of every accumulator inside the region and filter count.
-fn push_stores(s: &mut String) {
+fn push_stores(s: &mut String, b: Blocking) {
     s.push_str(
         "    let plane = p.out_h * p.out_w;
     let obase = u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0);
 ",
     );
-    for c in 0..CONV_QUADS {
+    for c in 0..b.quads {
         let _ = writeln!(
             s,
             "    for (var l = 0u; l < 4u; l++) {{
@@ -362,7 +386,7 @@ fn push_stores(s: &mut String) {
         if (f >= p.filters) {{ break; }}
         let o = (p.out_c_off + f) * plane + obase;"
         );
-        for j in 0..CONV_PIXELS {
+        for j in 0..b.pixels {
             if j == 0 {
                 let _ = writeln!(s, "        dst[o] = activate(a0_{c}[l], p.act);");
             } else {

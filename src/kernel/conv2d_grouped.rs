@@ -1,4 +1,5 @@
-//! `conv2d_grouped`: grouped and depthwise convolutions (any filters per group): each invocation
+//! `conv2d_grouped`: grouped and depthwise convolutions (any filters per group; only for
+//! `groups > 1`, where the register-tiled kernels may not apply): each invocation
 //! computes one output channel × 4 neighbouring output pixels. Weights `[filters][cin_g][k][k]`, then
 //! one bias per filter, plain f32; the CPU reference's order of operations.
 
@@ -19,18 +20,18 @@ impl Kernel for Conv2dGrouped {
     }
 
     fn supports(&self, net: &Network, layer: usize) -> bool {
-        matches!(net.layers[layer].kind, LayerKind::Conv(_))
+        matches!(&net.layers[layer].kind, LayerKind::Conv(c) if c.groups > 1)
     }
 
     fn wgsl(&self, _caps: ShaderCaps) -> String {
         include_str!("../../shaders/conv2d_grouped.wgsl").into()
     }
 
-    fn workgroup_size(&self) -> [u32; 3] {
+    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
         [8, 8, 1]
     }
 
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
         let o = w.net.layers[w.layer].output;
         [
             groups_of(w.region.width().div_ceil(PIXELS), 8),
@@ -44,11 +45,11 @@ impl Kernel for Conv2dGrouped {
         (w.region.height() * w.region.width().div_ceil(PIXELS) * o.c) as u64
     }
 
-    fn bindings(&self) -> &'static [Binding] {
+    fn bindings(&self, _stage: usize) -> &'static [Binding] {
         CONV_BINDINGS
     }
 
-    fn params(&self, w: &Work<'_>) -> Params {
+    fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         conv_params(w)
     }
 

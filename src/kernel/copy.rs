@@ -22,11 +22,11 @@ impl Kernel for Copy {
         include_str!("../../shaders/copy.wgsl").into()
     }
 
-    fn workgroup_size(&self) -> [u32; 3] {
+    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
         [64, 1, 1]
     }
 
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
         linear_workgroups(w.input.elements(), 1)
     }
 
@@ -34,11 +34,11 @@ impl Kernel for Copy {
         w.input.elements() as u64
     }
 
-    fn bindings(&self) -> &'static [Binding] {
+    fn bindings(&self, _stage: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 
-    fn params(&self, w: &Work<'_>) -> Params {
+    fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         let mut p = base_params(w);
         p.extra[0] = w.input.elements() as u32;
         p.extra[1] = w.dst_element as u32;

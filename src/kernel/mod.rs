@@ -13,6 +13,7 @@
 
 mod avgpool;
 pub mod conv2d;
+mod conv2d_1x1;
 mod conv2d_grouped;
 mod copy;
 mod maxpool;
@@ -32,7 +33,34 @@ use std::fmt;
 
 /// Every kernel, in order of preference: [`select`] gives a layer the first that supports it.
 pub static REGISTRY: &[&dyn Kernel] = &[
-    &conv2d::Conv2d,
+    &conv2d::Conv2d {
+        name: "conv2d",
+        blocking: conv2d::Blocking {
+            quads: 8,
+            pixels: 8,
+        },
+    },
+    &conv2d::Conv2d {
+        name: "conv2d_q4p8",
+        blocking: conv2d::Blocking {
+            quads: 4,
+            pixels: 8,
+        },
+    },
+    &conv2d_1x1::Conv1x1 {
+        name: "conv2d_1x1",
+        blocking: conv2d::Blocking {
+            quads: 8,
+            pixels: 8,
+        },
+    },
+    &conv2d_1x1::Conv1x1 {
+        name: "conv2d_1x1_q4p16",
+        blocking: conv2d::Blocking {
+            quads: 4,
+            pixels: 16,
+        },
+    },
     &conv2d_grouped::Conv2dGrouped,
     &maxpool::MaxPool,
     &avgpool::AvgPool,
@@ -51,8 +79,8 @@ pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 pub const MAX_GROUPS_X: usize = 65535;
 
 /// Subgroups must have at least this many lanes for the kernels' subgroup paths (the register-tiled
-/// conv shares one filter quad's weights per lane across [`conv2d::CONV_QUADS`] lanes).
-pub const MIN_SUBGROUP_LANES: u32 = conv2d::CONV_QUADS as u32;
+/// conv shares one filter quad's weights per lane across up to [`conv2d::MAX_QUADS`] lanes).
+pub const MIN_SUBGROUP_LANES: u32 = conv2d::MAX_QUADS as u32;
 
 /// Device features a kernel's WGSL may use (filled by the GPU side from the adapter).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -74,6 +102,8 @@ pub enum Slot {
     Weights,
     /// The output map (or tile buffer).
     Output,
+    /// Workspace buffer `k` of the work ([`Kernel::workspace`]).
+    Workspace(u8),
 }
 
 /// One binding: its number in `@group(0)` and what it receives.
@@ -202,10 +232,16 @@ impl<'a> Work<'a> {
 }
 
 /// One kernel: everything a plan and an executor need to know about it (see the module docs).
-/// Implementations are unit structs listed in [`REGISTRY`].
+/// Implementations are unit structs (or constant instances of a parameterized struct) listed in
+/// [`REGISTRY`].
+///
+/// A kernel may run in several **stages** (one dispatch each, in order, for every work: e.g. a
+/// Winograd convolution's input transform, product and output transform), each an entry point of
+/// its WGSL module, and may need **workspace**: scratch buffers that live in the arena while its
+/// group runs, bound as [`Slot::Workspace`].
 pub trait Kernel: Send + Sync + 'static {
     /// Short name (`conv2d`, `maxpool`, ...): the stem of its shader file, the label of its shader
-    /// module and pipeline, and how reports name it.
+    /// module and pipeline, and how reports and `--kernel` name it.
     fn name(&self) -> &'static str;
 
     /// Whether it can compute layer `layer` of `net`.
@@ -214,21 +250,44 @@ pub trait Kernel: Send + Sync + 'static {
     /// Its WGSL, without the [`PRELUDE`], for a device with `caps`.
     fn wgsl(&self, caps: ShaderCaps) -> String;
 
-    /// `@workgroup_size` of its entry point `main`.
-    fn workgroup_size(&self) -> [u32; 3];
+    /// Dispatches per work (1 for most kernels).
+    fn stages(&self) -> usize {
+        1
+    }
 
-    /// Workgroup counts `[x, y, z]` of dispatch `w`.
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3];
+    /// The entry point of `stage`.
+    fn entry_point(&self, _stage: usize) -> &'static str {
+        "main"
+    }
 
-    /// Invocations of dispatch `w` that have work to do (workgroups also hold idle lanes past the
-    /// region's edge): the cost model's measure of a dispatch's size.
+    /// `@workgroup_size` of the entry point of `stage`.
+    fn workgroup_size(&self, stage: usize) -> [u32; 3];
+
+    /// Workgroup counts `[x, y, z]` of stage `stage` of work `w`.
+    fn workgroups(&self, w: &Work<'_>, stage: usize) -> [u32; 3];
+
+    /// Invocations of work `w` that have work to do (workgroups also hold idle lanes past the
+    /// region's edge), over all its stages: the cost model's measure of a work's size.
     fn invocations(&self, w: &Work<'_>) -> u64;
 
-    /// Its bind group 0.
-    fn bindings(&self) -> &'static [Binding];
+    /// The bind group 0 of `stage`.
+    fn bindings(&self, stage: usize) -> &'static [Binding];
 
-    /// The parameter block of dispatch `w` (the fields its WGSL reads).
-    fn params(&self, w: &Work<'_>) -> Params;
+    /// The parameter block of stage `stage` of work `w` (the fields its WGSL reads).
+    fn params(&self, w: &Work<'_>, stage: usize) -> Params;
+
+    /// The region of layer `layer`'s input it reads to produce `out` of its output (the window's
+    /// reach, clamped to the map; more for a kernel computing whole blocks).
+    fn input_region(&self, net: &Network, layer: usize, out: Region) -> Result<Region> {
+        let l = &net.layers[layer];
+        crate::region::input_region(&l.kind, l.input, out)
+    }
+
+    /// Bytes of each workspace buffer work `w` needs ([`Slot::Workspace`] `k` is entry `k`); none
+    /// for most kernels.
+    fn workspace(&self, _w: &Work<'_>) -> Vec<u64> {
+        Vec::new()
+    }
 
     /// Bytes of layer `layer`'s packed weights, as [`Kernel::pack_weights`] lays them out (0 for a
     /// kernel without weights).
@@ -356,6 +415,40 @@ pub fn select(net: &Network, layer: usize) -> Result<Op> {
         })
 }
 
+/// Every kernel of [`REGISTRY`] that supports layer `layer` of `net`, in order of preference (none
+/// for a detection head).
+pub fn candidates(net: &Network, layer: usize) -> Vec<KernelRef> {
+    if is_cpu_head(&net.layers[layer].kind) {
+        return Vec::new();
+    }
+    REGISTRY
+        .iter()
+        .filter(|k| k.supports(net, layer))
+        .map(|&k| KernelRef(k))
+        .collect()
+}
+
+/// Every layer on its default kernel, except where `kernel` supports the layer: there `kernel`.
+/// Fails when `kernel` supports no layer of `net`.
+pub fn pinned(net: &Network, kernel: KernelRef) -> Result<Vec<Op>> {
+    let mut ops = select_all(net)?;
+    let mut any = false;
+    for (i, op) in ops.iter_mut().enumerate() {
+        if *op != Op::CpuHead && kernel.supports(net, i) {
+            *op = Op::Dispatch(kernel);
+            any = true;
+        }
+    }
+    if !any {
+        return Err(Error::Usage(format!(
+            "kernel {} supports no layer of {}",
+            kernel.name(),
+            net.name
+        )));
+    }
+    Ok(ops)
+}
+
 /// [`select`] for every layer of `net`.
 pub fn select_all(net: &Network) -> Result<Vec<Op>> {
     (0..net.layers.len()).map(|i| select(net, i)).collect()
@@ -367,6 +460,21 @@ pub fn by_name(name: &str) -> Option<KernelRef> {
         .iter()
         .find(|k| k.name() == name)
         .map(|&k| KernelRef(k))
+}
+
+/// The kernel named `name`, or an error listing the kernels there are.
+pub fn named(name: &str) -> Result<KernelRef> {
+    by_name(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "unknown kernel `{}`; the kernels are: {}",
+            crate::units::prefix(name),
+            REGISTRY
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
 }
 
 /// `n.div_ceil(by)` as a workgroup count.
@@ -471,7 +579,7 @@ mod tests {
     #[test]
     fn the_params_block_covers_what_every_binding_list_starts_with() {
         for k in REGISTRY {
-            let b = k.bindings();
+            let b = k.bindings(0);
             assert_eq!(b[0].slot, Slot::Params, "{}", k.name());
             assert!(b.iter().any(|b| b.slot == Slot::Output), "{}", k.name());
             let mut nums: Vec<u32> = b.iter().map(|b| b.binding).collect();

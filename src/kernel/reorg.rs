@@ -23,11 +23,11 @@ impl Kernel for Reorg {
         include_str!("../../shaders/reorg.wgsl").into()
     }
 
-    fn workgroup_size(&self) -> [u32; 3] {
+    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
         [8, 8, 1]
     }
 
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
         input_grid(w)
     }
 
@@ -35,11 +35,11 @@ impl Kernel for Reorg {
         input_elements(w)
     }
 
-    fn bindings(&self) -> &'static [Binding] {
+    fn bindings(&self, _stage: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 
-    fn params(&self, w: &Work<'_>) -> Params {
+    fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         let mut p = base_params(w);
         if let LayerKind::Reorg { stride } = &w.net.layers[w.layer].kind {
             p.stride = *stride as u32;

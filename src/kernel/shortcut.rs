@@ -31,11 +31,11 @@ impl Kernel for Shortcut {
         include_str!("../../shaders/shortcut.wgsl").into()
     }
 
-    fn workgroup_size(&self) -> [u32; 3] {
+    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
         [8, 8, 1]
     }
 
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
         input_grid(w)
     }
 
@@ -43,11 +43,11 @@ impl Kernel for Shortcut {
         input_elements(w)
     }
 
-    fn bindings(&self) -> &'static [Binding] {
+    fn bindings(&self, _stage: usize) -> &'static [Binding] {
         BINDINGS
     }
 
-    fn params(&self, w: &Work<'_>) -> Params {
+    fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         let mut p = base_params(w);
         let l = &w.net.layers[w.layer];
         if let LayerKind::Shortcut {

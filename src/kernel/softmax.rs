@@ -27,11 +27,11 @@ impl Kernel for Softmax {
         include_str!("../../shaders/softmax.wgsl").into()
     }
 
-    fn workgroup_size(&self) -> [u32; 3] {
+    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
         [64, 1, 1]
     }
 
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
         [groups_of(slices(w.net, w.layer), 64), 1, 1]
     }
 
@@ -39,11 +39,11 @@ impl Kernel for Softmax {
         slices(w.net, w.layer) as u64
     }
 
-    fn bindings(&self) -> &'static [Binding] {
+    fn bindings(&self, _stage: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 
-    fn params(&self, w: &Work<'_>) -> Params {
+    fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         let mut p = base_params(w);
         if let LayerKind::Softmax {
             groups,

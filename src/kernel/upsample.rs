@@ -23,11 +23,11 @@ impl Kernel for Upsample {
         include_str!("../../shaders/upsample.wgsl").into()
     }
 
-    fn workgroup_size(&self) -> [u32; 3] {
+    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
         [8, 8, 1]
     }
 
-    fn workgroups(&self, w: &Work<'_>) -> [u32; 3] {
+    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
         region_grid(w)
     }
 
@@ -35,11 +35,11 @@ impl Kernel for Upsample {
         region_elements(w)
     }
 
-    fn bindings(&self) -> &'static [Binding] {
+    fn bindings(&self, _stage: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 
-    fn params(&self, w: &Work<'_>) -> Params {
+    fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         let mut p = base_params(w);
         if let LayerKind::Upsample { stride, scale } = &w.net.layers[w.layer].kind {
             p.stride = *stride as u32;

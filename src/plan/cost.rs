@@ -18,6 +18,7 @@
 //! what lets [`crate::plan::search`] find its exact optimum.
 
 use crate::error::{Error, Result};
+use crate::kernel::{self, Op};
 use crate::network::Network;
 use crate::plan::memory::{Dispatch, MemoryPlan, Residency};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,9 @@ pub struct CalibrationKey {
     pub network_hash: String,
     /// The mafat version whose kernels were timed.
     pub mafat: String,
+    /// The kernels that could be chosen and how (`tuned`, `default`, `pinned:NAME`), with the
+    /// shader capabilities they were compiled for: a calibration holds only for the same set.
+    pub kernels: String,
 }
 
 /// One measured point: a dispatch of `invocations` working invocations took `ms`.
@@ -57,8 +61,22 @@ pub struct LayerCost {
     pub layer: usize,
     /// The layer's type, for people reading the file.
     pub kind: String,
+    /// The kernel the layer runs on (`cpu` for a detection head): the one these points measure.
+    pub kernel: String,
     /// The measured points, sorted by invocations (empty for a layer that dispatches nothing).
     pub points: Vec<CostPoint>,
+    /// The untiled time of every kernel that can run the layer, as measured when choosing (empty
+    /// when there was no choice to make).
+    pub candidates: Vec<KernelTime>,
+}
+
+/// One kernel's untiled time on one layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelTime {
+    /// The kernel.
+    pub kernel: String,
+    /// Its median untiled time on the layer, in ms.
+    pub ms: f64,
 }
 
 /// A calibrated latency model for one network on one adapter.
@@ -155,6 +173,16 @@ impl CostModel {
             }) {
                 return Err(bad(format!("layer {i} has a negative or non-finite point")));
             }
+            let known = match kernel::by_name(&l.kernel) {
+                Some(k) => k.supports(net, i),
+                None => l.kernel == "cpu" && kernel::is_cpu_head(&net.layers[i].kind),
+            };
+            if !known {
+                return Err(bad(format!(
+                    "layer {i} names kernel `{}`, which cannot run it",
+                    crate::units::prefix(&l.kernel)
+                )));
+            }
             if l.points
                 .windows(2)
                 .any(|w| w[0].invocations > w[1].invocations)
@@ -174,6 +202,39 @@ impl CostModel {
             }
         }
         Ok(())
+    }
+
+    /// How each layer runs: the kernels this model was calibrated with (validated against `net`).
+    pub fn ops(&self, net: &Network) -> Result<Vec<Op>> {
+        self.validate(net)?;
+        Ok(self
+            .layers
+            .iter()
+            .map(|l| kernel::by_name(&l.kernel).map_or(Op::CpuHead, Op::Dispatch))
+            .collect())
+    }
+
+    /// The model for other kernels on some layers (`ops`): a layer whose kernel changes keeps the
+    /// shape of its measured points, scaled by the two kernels' untiled times when both were
+    /// measured (unchanged otherwise).
+    pub fn for_ops(&self, ops: &[Op]) -> CostModel {
+        let mut m = self.clone();
+        for (l, op) in m.layers.iter_mut().zip(ops) {
+            let name = op.name();
+            if l.kernel == name {
+                continue;
+            }
+            let time = |k: &str| l.candidates.iter().find(|c| c.kernel == k).map(|c| c.ms);
+            if let (Some(from), Some(to)) = (time(&l.kernel), time(name))
+                && from > 0.0
+            {
+                for p in l.points.iter_mut() {
+                    p.ms *= to / from;
+                }
+            }
+            l.kernel = name.to_string();
+        }
+        m
     }
 
     /// Predicted time of one dispatch of layer `layer` with `invocations` working invocations.
@@ -204,6 +265,7 @@ impl CostModel {
                 let steps = &plan.steps[g.steps.clone()];
                 let work: f64 = steps
                     .iter()
+                    .filter(|d| d.stage == 0)
                     .map(|d| self.dispatch_ms(d.layer, dispatch_size(net, d)))
                     .sum();
                 let upload = match (plan.residency, g.weights_upload) {

@@ -65,6 +65,10 @@ pub struct PlanFile {
     pub mac_ratio: f64,
     /// What the predicted peak is made of (`mafat plan` always writes it).
     pub breakdown: Option<MemoryBreakdown>,
+    /// The kernel of every layer (`cpu` for a detection head); empty in a plan from before kernels
+    /// were chosen (the default kernels).
+    #[serde(default)]
+    pub kernels: Vec<String>,
 }
 
 /// Largest plan file read, in bytes.
@@ -93,7 +97,40 @@ impl PlanFile {
             predicted_latency_ms: choice.predicted_ms,
             mac_ratio: plan.mac_ratio(net),
             breakdown: Some(plan.breakdown()),
+            kernels: plan.ops.iter().map(|o| o.name().to_string()).collect(),
         }
+    }
+
+    /// The kernel of every layer the plan names (the defaults when it names none); an unknown
+    /// kernel, or one that cannot run its layer, is refused.
+    pub fn ops(&self, path: &Path, net: &Network) -> Result<Vec<crate::kernel::Op>> {
+        use crate::kernel::{self, Op};
+        if self.kernels.is_empty() {
+            return kernel::select_all(net);
+        }
+        if self.kernels.len() != net.layers.len() {
+            return Err(Error::Usage(format!(
+                "plan {}: kernels names {} layers, the network has {}",
+                path.display(),
+                self.kernels.len(),
+                net.layers.len()
+            )));
+        }
+        self.kernels
+            .iter()
+            .enumerate()
+            .map(|(i, name)| match kernel::by_name(name) {
+                Some(k) if k.supports(net, i) => Ok(Op::Dispatch(k)),
+                None if name == "cpu" && kernel::is_cpu_head(&net.layers[i].kind) => {
+                    Ok(Op::CpuHead)
+                }
+                _ => Err(Error::Usage(format!(
+                    "plan {}: kernels: layer {i} cannot run on `{}`; make the plan again",
+                    path.display(),
+                    crate::units::prefix(name)
+                ))),
+            })
+            .collect()
     }
 
     /// Read a plan file (an I/O failure is [`Error::Io`], anything but a plan [`Error::Usage`]).

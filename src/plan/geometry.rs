@@ -4,8 +4,8 @@
 //! `in_start = out_start·s − p`, `in_end = out_end·s − p + k − 1`, clamped to the map).
 
 use crate::error::{Error, Result};
-use crate::network::{LayerKind, Network, Shape};
-pub use crate::region::Region;
+use crate::network::Network;
+pub use crate::region::{Region, input_region};
 use serde::Serialize;
 use std::fmt;
 
@@ -80,35 +80,6 @@ pub fn tiles(h: usize, w: usize, grid: Grid) -> Result<Vec<Region>> {
     }
 }
 
-/// Window of a layer along one axis: (kernel, stride, padding before the first input).
-fn window(kind: &LayerKind) -> Option<(usize, usize, usize)> {
-    match kind {
-        LayerKind::Conv(c) => Some((c.size, c.stride, c.padding)),
-        LayerKind::MaxPool(m) => Some((m.size, m.stride, m.pad_before())),
-        _ => None,
-    }
-}
-
-/// Inclusive input range read by outputs `o0..=o1` of a window (k, s, p) over an input of `len`.
-fn back(o0: usize, o1: usize, (k, s, p): (usize, usize, usize), len: usize) -> (usize, usize) {
-    let start = (o0 * s).saturating_sub(p);
-    let end = (o1 * s + k - 1).saturating_sub(p).min(len - 1);
-    (start.min(end), end)
-}
-
-/// The input region a conv or maxpool layer reads to produce `out` (clamped to its input map).
-pub fn input_region(kind: &LayerKind, input: Shape, out: Region) -> Result<Region> {
-    let w = window(kind).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "a [{}] layer cannot be part of a tiled group (only convolutions and max pools)",
-            kind.name()
-        ))
-    })?;
-    let (y0, y1) = back(out.y0, out.y1, w, input.h);
-    let (x0, x1) = back(out.x0, out.x1, w, input.w);
-    Ok(Region { y0, y1, x0, x1 })
-}
-
 /// Trace `out` (a region of layer `last`'s output) back through layers `first..=last`. Returns the
 /// region each layer must produce, in layer order, and the region of the group's input it reads.
 pub fn trace(
@@ -117,25 +88,43 @@ pub fn trace(
     last: usize,
     out: Region,
 ) -> Result<(Vec<Region>, Region)> {
+    trace_by(first, last, out, &|i, r| {
+        input_region(&net.layers[i].kind, net.layers[i].input, r)
+    })
+}
+
+/// [`trace`] with `back(i, r)` giving the input region layer `i` reads to produce `r` (a kernel
+/// that computes whole blocks, such as Winograd's 4×4 tiles, reads more than the window needs).
+pub fn trace_by(
+    first: usize,
+    last: usize,
+    out: Region,
+    back: &dyn Fn(usize, Region) -> Result<Region>,
+) -> Result<(Vec<Region>, Region)> {
     let mut produced = vec![out; last - first + 1];
     let mut r = out;
     for i in (first..=last).rev() {
         produced[i - first] = r;
-        r = input_region(&net.layers[i].kind, net.layers[i].input, r)?;
+        r = back(i, r)?;
     }
     Ok((produced, r))
 }
 
-/// Per tile of group `g` (row-major), the region each of its layers produces, in layer order; an
-/// unfused group has one "tile", the whole output of its one layer.
-pub fn tile_regions(net: &Network, g: &crate::plan::config::Group) -> Result<Vec<Vec<Region>>> {
+/// Per tile of group `g` (row-major), the region each of its layers produces, in layer order
+/// (traced with `back`, see [`trace_by`]); an unfused group has one "tile", the whole output of its
+/// one layer.
+pub fn tile_regions(
+    net: &Network,
+    g: &crate::plan::config::Group,
+    back: &dyn Fn(usize, Region) -> Result<Region>,
+) -> Result<Vec<Vec<Region>>> {
     let o = net.layers[g.last()].output;
     if !g.is_fused() {
         return Ok(vec![vec![Region::full(o.h, o.w)]]);
     }
     tiles(o.h, o.w, g.grid)?
         .into_iter()
-        .map(|t| trace(net, g.start, g.last(), t).map(|(produced, _)| produced))
+        .map(|t| trace_by(g.start, g.last(), t, back).map(|(produced, _)| produced))
         .collect()
 }
 
@@ -309,7 +298,7 @@ mod tests {
                     x1: cells.iter().map(|c| c.1).max().unwrap(),
                 };
                 assert_eq!(bbox(&need), produced[i], "case {case} layer {i}:\n{text}");
-                let (k, s, p) = window(&net.layers[i].kind).unwrap();
+                let (k, s, p) = crate::region::window(&net.layers[i].kind).unwrap();
                 let inp = net.layers[i].input;
                 let mut next_need = std::collections::BTreeSet::new();
                 for &(y, x) in &need {

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::kernel::Op;
 use crate::network::Source;
 use crate::plan::config::Group;
+use crate::plan::lower::group_works;
 use crate::plan::memory::{ArenaItem, ItemKind, Residency};
 use crate::plan::planner::Planner;
 use crate::region::Region;
@@ -26,6 +27,8 @@ pub(crate) struct Items {
     pub tiles: Vec<Vec<usize>>,
     /// Per group: its weights item (per-group residency, a group with weights).
     pub weights: Vec<Option<usize>>,
+    /// Per group: its kernels' workspace items, by workspace slot.
+    pub workspace: Vec<Vec<usize>>,
     /// Per layer: the byte offset of its weights inside its group's weights item.
     pub weight_offsets: Vec<Option<u64>>,
     /// Per group: the item holding its primary input (its first layer's first source).
@@ -68,6 +71,7 @@ pub(crate) fn arena_items(
         of_map: HashMap::new(),
         tiles: vec![Vec::new(); groups.len()],
         weights: vec![None; groups.len()],
+        workspace: vec![Vec::new(); groups.len()],
         weight_offsets: vec![None; net.layers.len()],
         group_input: Vec::with_capacity(groups.len()),
         group_of: Vec::new(),
@@ -117,6 +121,11 @@ pub(crate) fn arena_items(
                 items.tiles[gi].push(k);
             }
         }
+        for (k, bytes) in workspace_bytes(p, g, &traces[gi]).into_iter().enumerate() {
+            let what = format!("group {g} workspace {k}");
+            let it = items.push(new_item(what, ItemKind::Workspace, bytes, t), Some(gi));
+            items.workspace[gi].push(it);
+        }
         if residency == Residency::PerGroup {
             let mut off = 0u64;
             for i in g.start..g.end {
@@ -136,6 +145,20 @@ pub(crate) fn arena_items(
     extend_lifetimes(&mut items, p, groups, read_back);
     check_binding_sizes(&items, p.limits().max_storage_buffer_binding_size)?;
     Ok(items)
+}
+
+/// Per workspace slot, the most bytes any work of group `g` needs there.
+pub(crate) fn workspace_bytes(p: &Planner<'_>, g: &Group, traces: &[Vec<Region>]) -> Vec<u64> {
+    let mut most: Vec<u64> = Vec::new();
+    for (k, w) in group_works(p, g, traces) {
+        for (slot, bytes) in k.workspace(&w).into_iter().enumerate() {
+            if most.len() <= slot {
+                most.resize(slot + 1, 0);
+            }
+            most[slot] = most[slot].max(bytes.next_multiple_of(4).max(4));
+        }
+    }
+    most
 }
 
 /// A map lives until the last group that reads it from outside; one read back lives to the end.
@@ -163,7 +186,7 @@ fn check_binding_sizes(items: &Items, limit: u64) -> Result<()> {
     for it in &items.list {
         if it.bytes > limit {
             let fix = match it.kind {
-                ItemKind::Tile => "use a finer grid for that group",
+                ItemKind::Tile | ItemKind::Workspace => "use a finer grid for that group",
                 ItemKind::Weights => "use smaller groups",
                 ItemKind::Map => {
                     "end a tiled group elsewhere so this map stays inside it, or use a smaller --size"

@@ -22,9 +22,10 @@ pub struct DeviceLimits {
 }
 
 impl DeviceLimits {
-    /// Byte alignment of arena items (storage-binding offsets, at least 4).
+    /// Byte alignment of arena items: the storage-binding offset alignment, and at least 16 so
+    /// that kernels may read and write items as `vec4` arrays.
     pub fn arena_alignment(&self) -> u64 {
-        self.min_storage_buffer_offset_alignment.max(4)
+        self.min_storage_buffer_offset_alignment.max(16)
     }
 
     /// Bytes between two parameter blocks in the uniform buffer.

@@ -138,25 +138,43 @@ pub(crate) fn lower(
                 };
                 (map(src)?, second, map(Source::Layer(i))?)
             };
-            let workgroups = kernel.workgroups(w);
-            let max = p.limits().max_compute_workgroups_per_dimension;
-            if let Some(dim) = workgroups.iter().find(|&&d| d > max) {
-                return Err(Error::DeviceLimit(format!(
-                    "layer {i} needs {dim} workgroups in one dimension for {}, past the adapter's max_compute_workgroups_per_dimension of {max}",
-                    w.region
-                )));
+            let workspace: Vec<Operand> = items.workspace[gi]
+                .iter()
+                .zip(kernel.workspace(w))
+                .map(|(&it, bytes)| Operand {
+                    buffer: arena,
+                    offset: items.list[it].offset,
+                    holds: Region::full(1, bytes.div_ceil(4).max(1) as usize),
+                    channels: 1,
+                })
+                .collect();
+            for stage in 0..kernel.stages() {
+                let workgroups = kernel.workgroups(w, stage);
+                let max = p.limits().max_compute_workgroups_per_dimension;
+                if let Some(dim) = workgroups.iter().find(|&&d| d > max) {
+                    return Err(Error::DeviceLimit(format!(
+                        "layer {i} needs {dim} workgroups in one dimension for {}, past the adapter's max_compute_workgroups_per_dimension of {max}",
+                        w.region
+                    )));
+                }
+                steps.push(Dispatch {
+                    layer: i,
+                    kernel: *kernel,
+                    stage,
+                    input,
+                    second,
+                    output,
+                    workspace: workspace.clone(),
+                    region: w.region,
+                    dst_element: w.dst_element,
+                    workgroups,
+                    macs: if stage == 0 {
+                        region_macs(net, i, w.region)
+                    } else {
+                        0
+                    },
+                });
             }
-            steps.push(Dispatch {
-                layer: i,
-                kernel: *kernel,
-                input,
-                second,
-                output,
-                region: w.region,
-                dst_element: w.dst_element,
-                workgroups,
-                macs: region_macs(net, i, w.region),
-            });
         }
         planned.push(PlannedGroup {
             group: *g,

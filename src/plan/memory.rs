@@ -133,6 +133,8 @@ pub enum ItemKind {
     Tile,
     /// A group's weights under per-group residency.
     Weights,
+    /// Scratch space of a group's kernels ([`crate::kernel::Kernel::workspace`]).
+    Workspace,
 }
 
 /// One device buffer of an execution.
@@ -194,11 +196,16 @@ pub struct Dispatch {
     pub layer: usize,
     /// The kernel it runs.
     pub kernel: KernelRef,
+    /// Which of the kernel's stages (0 for single-stage kernels): a work is dispatched once per
+    /// stage, in order.
+    pub stage: usize,
     /// The primary input: inside a fused group, the previous layer's tile buffer for every layer but
     /// the first; else a full map (a route copy: the source copied).
     pub input: Operand,
     /// The shortcut's second input.
     pub second: Option<Operand>,
+    /// The kernel's workspace buffers, in its order.
+    pub workspace: Vec<Operand>,
     /// Where it writes: inside a fused group, a tile buffer for every layer but the last; else the
     /// layer's full map.
     pub output: Operand,
@@ -209,7 +216,8 @@ pub struct Dispatch {
     pub dst_element: u64,
     /// Workgroup counts `[x, y, z]`.
     pub workgroups: [u32; 3],
-    /// Multiply-accumulates of this dispatch (its region only).
+    /// Multiply-accumulates of this dispatch's region, as a direct convolution counts them (on the
+    /// first stage of a work only).
     pub macs: u64,
 }
 
@@ -227,9 +235,13 @@ impl Dispatch {
         }
     }
 
-    /// Working invocations (the cost model's measure of its size).
+    /// Working invocations of the work it belongs to (the cost model's measure of its size),
+    /// counted on its first stage only (0 for the others).
     pub fn invocations(&self, net: &Network) -> u64 {
-        self.kernel.invocations(&self.work(net))
+        match self.stage {
+            0 => self.kernel.invocations(&self.work(net)),
+            _ => 0,
+        }
     }
 }
 
@@ -390,6 +402,11 @@ impl MemoryPlan {
     /// The dispatches, in order.
     pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
         self.steps.iter()
+    }
+
+    /// Works (a layer over one tile, or a route's copy of one source): the first stage of each.
+    pub fn works(&self) -> impl Iterator<Item = &Dispatch> {
+        self.steps.iter().filter(|d| d.stage == 0)
     }
 
     /// Groups that dispatch kernels (each is one compute pass, timed as one).

@@ -12,6 +12,7 @@ use crate::plan::geometry::tile_regions;
 use crate::plan::limits::DeviceLimits;
 use crate::plan::memory::{BufferKind, MemoryPlan, Mode, Residency};
 use crate::plan::{arena, lifetimes, lower};
+use crate::region::Region;
 
 /// Plans executions of one network on one adapter's limits, with one kernel per layer.
 #[derive(Debug, Clone)]
@@ -101,6 +102,27 @@ impl<'n> Planner<'n> {
         bytes.next_multiple_of(self.limits.arena_alignment())
     }
 
+    /// The region of layer `i`'s input its kernel reads to produce `out` of its output.
+    pub fn input_region(&self, i: usize, out: Region) -> Result<Region> {
+        let l = &self.net.layers[i];
+        match self.ops[i] {
+            Op::Dispatch(k) => k.input_region(self.net, i, out),
+            Op::CpuHead => crate::region::input_region(&l.kind, l.input, out),
+        }
+    }
+
+    /// Per tile of group `g`, the region each of its layers produces, traced back through each
+    /// layer's kernel.
+    pub fn tile_regions(&self, g: &crate::plan::Group) -> Result<Vec<Vec<Region>>> {
+        tile_regions(self.net, g, &|i, r| self.input_region(i, r))
+    }
+
+    /// Trace `out` of layer `last` back to layer `first` through each layer's kernel: the region
+    /// every layer produces and the region of `first`'s input read.
+    pub fn trace(&self, first: usize, last: usize, out: Region) -> Result<(Vec<Region>, Region)> {
+        crate::plan::geometry::trace_by(first, last, out, &|i, r| self.input_region(i, r))
+    }
+
     /// Where the GPU reads network outputs: a head's input, or the output layer itself.
     pub fn read_back(&self) -> Vec<Source> {
         let mut v = Vec::new();
@@ -124,7 +146,7 @@ impl<'n> Planner<'n> {
         let groups = config.resolve(net)?;
         let traces = groups
             .iter()
-            .map(|g| tile_regions(net, g))
+            .map(|g| self.tile_regions(g))
             .collect::<Result<Vec<_>>>()?;
         let read_back = self.read_back();
         let mut items = lifetimes::arena_items(self, &groups, &traces, residency, &read_back)?;
@@ -137,7 +159,7 @@ impl<'n> Planner<'n> {
         }
         let mut list = BufferList::default();
         let mut weights = buffers::resident_weights(self, residency, &mut list);
-        let arena = list.add("feature-map arena", BufferKind::Arena, placed.bytes.max(4));
+        let arena = list.add("feature-map arena", BufferKind::Arena, placed.bytes.max(16));
         buffers::arena_weights(self, &groups, &items, arena, &mut weights);
         let lowered = lower::lower(self, &groups, &traces, &items, arena)?;
         let params = buffers::params(&self.limits, lowered.steps.len() as u64, &mut list)?;

@@ -21,7 +21,8 @@ use crate::kernel::Op;
 use crate::network::{LayerKind, Source};
 use crate::plan::config::{Config, Group};
 use crate::plan::cost::CostModel;
-use crate::plan::geometry::{Grid, Region, tile_regions, tiles};
+use crate::plan::geometry::{Grid, Region, tiles};
+use crate::plan::lifetimes::workspace_bytes;
 use crate::plan::lower::group_works;
 use crate::plan::memory::{BufferKind, Mode, Residency};
 use crate::plan::planner::Planner;
@@ -158,7 +159,7 @@ fn candidate(
         Residency::Resident => 0,
         Residency::PerGroup => (start..end).map(|i| p.aligned(p.weight_bytes(i))).sum(),
     };
-    let regions = tile_regions(net, &group)?;
+    let regions = p.tile_regions(&group)?;
     let tile_bytes = match group.is_fused() {
         true => match tile_buffer_bytes(p, &group, &regions) {
             Some(b) => b,
@@ -167,14 +168,18 @@ fn candidate(
         false => 0,
     };
     let works = group_works(p, &group, &regions);
-    let dispatches = works.len() as u64;
+    let dispatches: u64 = works.iter().map(|(k, _)| k.stages() as u64).sum();
+    let workspace: u64 = workspace_bytes(p, &group, &regions)
+        .into_iter()
+        .map(|b| p.aligned(b))
+        .sum();
     let ms = match cost {
         Some(c) => {
             let work: f64 = works
                 .iter()
                 .map(|(k, w)| c.dispatch_ms(w.layer, k.invocations(w) as f64))
                 .sum();
-            work + c.transition_ms(start, dispatches, weights)
+            work + c.transition_ms(start, works.len() as u64, weights)
         }
         None => 0.0,
     };
@@ -186,7 +191,7 @@ fn candidate(
     let ts = if p.limits().timestamps { 32 } else { 0 };
     Ok(Some(Candidate {
         group,
-        footprint: input_bytes + output + tile_bytes + weights,
+        footprint: input_bytes + output + tile_bytes + workspace + weights,
         additive: p.limits().params_stride() * dispatches + if dispatches > 0 { ts } else { 0 },
         dispatches,
         upload_bytes: weights,

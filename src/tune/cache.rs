@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::network::Network;
 use crate::plan::cost::{CalibrationKey, CostModel, fnv1a};
 use crate::session::Session;
-use crate::tune::Progress;
 use crate::tune::calibrate::{calibrate, calibration_key};
+use crate::tune::{KernelPolicy, Progress};
 use std::path::{Path, PathBuf};
 
 /// Largest calibration file read, in bytes (a real one is a few hundred KiB).
@@ -139,16 +139,25 @@ impl std::fmt::Display for CalibrationSource {
 pub fn load_or_calibrate(
     session: &Session,
     net: &Network,
+    policy: KernelPolicy,
     pinned: Option<&Path>,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(CostModel, CalibrationSource)> {
-    let key = calibration_key(session.context(), net);
+    let key = calibration_key(session.context(), net, policy);
     if let Some(path) = pinned {
         if path.exists() {
             let model = read_calibration(path)?;
             model
                 .validate(net)
                 .map_err(|e| Error::Usage(format!("--calibration {}: {e}", path.display())))?;
+            if model.key.kernels != key.kernels {
+                log::warn!(
+                    "{} chose kernels as `{}`, not as `{}`: its kernels are used",
+                    path.display(),
+                    model.key.kernels,
+                    key.kernels
+                );
+            }
             if (&model.key.adapter, &model.key.driver, &model.key.backend)
                 != (&key.adapter, &key.driver, &key.backend)
             {
@@ -166,7 +175,7 @@ pub fn load_or_calibrate(
             return Ok((model, CalibrationSource::File(path.to_path_buf())));
         }
         check_writable(path)?;
-        let model = calibrate(session, net, progress)?;
+        let model = calibrate(session, net, policy, progress)?;
         write_calibration(path, &model)?;
         return Ok((model, CalibrationSource::Measured(Some(path.to_path_buf()))));
     }
@@ -184,7 +193,7 @@ pub fn load_or_calibrate(
             ),
         }
     }
-    let model = calibrate(session, net, progress)?;
+    let model = calibrate(session, net, policy, progress)?;
     let written = cached.and_then(|path| match write_calibration(&path, &model) {
         Ok(()) => Some(path),
         Err(e) => {

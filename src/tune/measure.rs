@@ -6,6 +6,7 @@
 use crate::error::Result;
 use crate::gpu::RunOutput;
 use crate::input::InputSource;
+use crate::kernel::Op;
 use crate::model::weights::{WeightSource, Weights};
 use crate::network::Network;
 use crate::plan::{Config, DeviceLimits, Mode, Planner, Residency};
@@ -52,10 +53,17 @@ pub struct Measurer<'a> {
     planner: Planner<'a>,
     weights: Weights,
     input: Tensor,
-    warm: std::cell::Cell<bool>,
+    /// Kernels already run once (warmed up).
+    warm: std::cell::RefCell<Vec<&'static str>>,
 }
 
 impl<'a> Measurer<'a> {
+    /// The same measurer with the layers on `ops`.
+    pub fn with_ops(self, ops: Vec<Op>) -> Result<Self> {
+        let planner = Planner::with_ops(self.planner.net(), self.planner.limits(), ops)?;
+        Ok(Measurer { planner, ..self })
+    }
+
     /// Measure `net` on `session`'s device with `random:0` weights and input.
     pub fn new(session: &'a Session, net: &'a Network) -> Result<Self> {
         Ok(Measurer {
@@ -63,7 +71,7 @@ impl<'a> Measurer<'a> {
             planner: session.planner(net)?,
             weights: WeightSource::Random(0).load(net)?,
             input: InputSource::Random(0).load(net.input)?,
-            warm: std::cell::Cell::new(false),
+            warm: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -78,18 +86,45 @@ impl<'a> Measurer<'a> {
     }
 
     /// Prepare `config` in `mode` under `residency` for timed runs (buffers allocated, weights
-    /// uploaded; the first trial ever prepared runs once untimed, which compiles the shaders).
+    /// uploaded; a trial with a kernel that never ran yet runs once untimed first).
     pub fn prepare(&self, config: &Config, mode: Mode, residency: Residency) -> Result<Trial<'_>> {
         let plan = self.planner.plan(config, mode, residency)?;
+        self.prepare_plan(plan)
+    }
+
+    /// [`Measurer::prepare`] with the layers on `ops` instead of the measurer's own kernels.
+    pub fn prepare_ops(
+        &self,
+        ops: &[Op],
+        config: &Config,
+        mode: Mode,
+        residency: Residency,
+    ) -> Result<Trial<'_>> {
+        let planner = Planner::with_ops(self.planner.net(), self.planner.limits(), ops.to_vec())?;
+        self.prepare_plan(planner.plan(config, mode, residency)?)
+    }
+
+    fn prepare_plan(&self, plan: crate::plan::MemoryPlan) -> Result<Trial<'_>> {
+        let (config, mode, residency) = (plan.config.clone(), plan.mode, plan.residency);
+        let kernels = distinct_kernels(&plan.ops);
         let prepared = self
             .session
             .prepare(self.planner.net(), &self.weights, plan, None)?;
-        if !self.warm.get() {
+        // The first run of a kernel compiles and pages in its code: warm each kernel up once.
+        let cold: Vec<&'static str> = plan_kernels(prepared.plan())
+            .into_iter()
+            .filter(|k| !self.warm.borrow().contains(k))
+            .collect();
+        if !cold.is_empty() {
             prepared.run_timing_groups(&self.input)?;
-            self.warm.set(true);
+            self.warm.borrow_mut().extend(cold);
         }
         Ok(Trial {
-            label: format!("{config} ({}, {})", mode.as_str(), residency.as_str()),
+            label: format!(
+                "{config} ({}, {}; {kernels})",
+                mode.as_str(),
+                residency.as_str()
+            ),
             input: &self.input,
             prepared,
             runs: Vec::new(),
@@ -109,6 +144,30 @@ impl<'a> Measurer<'a> {
         let [t] = trial;
         Ok(t.finish())
     }
+}
+
+/// The kernels a plan dispatches.
+fn plan_kernels(plan: &crate::plan::MemoryPlan) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for d in plan.dispatches() {
+        if !names.contains(&d.kernel.name()) {
+            names.push(d.kernel.name());
+        }
+    }
+    names
+}
+
+/// The kernels of `ops`, each named once, in layer order.
+fn distinct_kernels(ops: &[Op]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for op in ops {
+        if let Some(k) = op.kernel()
+            && !names.contains(&k.name())
+        {
+            names.push(k.name());
+        }
+    }
+    names.join("+")
 }
 
 /// A configuration ready to run; runs accumulate until [`Trial::finish`] takes their medians.

@@ -7,8 +7,44 @@ pub mod calibrate;
 pub mod measure;
 
 pub use cache::{CalibrationSource, load_or_calibrate};
-pub use calibrate::{calibrate, calibration_key};
+pub use calibrate::{adapter_id, calibrate, calibration_key};
 pub use measure::{Measured, Measurer, Trial, in_turns, median};
+
+use crate::error::Result;
+use crate::kernel::{self, KernelRef, Op};
+use crate::network::Network;
+
+/// How each layer's kernel is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelPolicy {
+    /// The fastest of the layer's candidates, measured on the adapter when calibrating.
+    #[default]
+    Tuned,
+    /// The first kernel of [`kernel::REGISTRY`] that supports the layer.
+    Default,
+    /// This kernel on every layer it supports, the default elsewhere (`--kernel NAME`).
+    Pinned(KernelRef),
+}
+
+impl KernelPolicy {
+    /// `tuned`, `default` or `pinned:NAME`.
+    pub fn describe(&self) -> String {
+        match self {
+            KernelPolicy::Tuned => "tuned".into(),
+            KernelPolicy::Default => "default".into(),
+            KernelPolicy::Pinned(k) => format!("pinned:{}", k.name()),
+        }
+    }
+
+    /// The ops of `net` this policy gives without measuring (`Tuned`: the defaults, before a
+    /// calibration chooses).
+    pub fn ops(&self, net: &Network) -> Result<Vec<Op>> {
+        match self {
+            KernelPolicy::Pinned(k) => kernel::pinned(net, *k),
+            _ => kernel::select_all(net),
+        }
+    }
+}
 
 /// Progress of a long job: `done` of `total` steps, and what runs now.
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use mafat::gpu::{GpuContext, PoolStats};
+use mafat::kernel::{KernelRef, Op, REGISTRY};
 use mafat::model::weights::Weights;
 use mafat::plan::{Config, DeviceLimits, MemoryPlan, Mode, Planner, Residency};
 use mafat::{Network, Session, SessionOptions, Tensor};
@@ -89,6 +90,21 @@ impl Gpu {
         self.run_plan(net, weights, input, plan, budget)
     }
 
+    /// Like [`Gpu::run_config`] with the layers on `ops`.
+    pub fn run_ops(
+        &self,
+        net: &Network,
+        weights: &Weights,
+        input: &Tensor,
+        ops: &[Op],
+        config: &Config,
+        mode: Mode,
+    ) -> mafat::Result<(Vec<Tensor>, MemoryPlan, PoolStats)> {
+        let planner = Planner::with_ops(net, &self.limits(), ops.to_vec())?;
+        let plan = planner.plan(config, mode, Residency::Resident)?;
+        self.run_plan(net, weights, input, plan, None)
+    }
+
     /// Prepare and run a plan once (its buffers are returned when the prepared network drops).
     pub fn run_plan(
         &self,
@@ -102,6 +118,23 @@ impl Gpu {
         let out = prepared.run(input)?;
         Ok((out.outputs, plan, prepared.pool_stats()))
     }
+}
+
+/// The kernel assignments every variant test covers: the defaults, then, for every kernel of the
+/// registry that is not already the default wherever it applies, that kernel pinned.
+pub fn assignments(net: &Network) -> Vec<(String, Vec<Op>)> {
+    let default = mafat::kernel::select_all(net).unwrap();
+    let mut out = vec![("default kernels".to_string(), default.clone())];
+    for &k in REGISTRY {
+        let k = KernelRef(k);
+        let Ok(ops) = mafat::kernel::pinned(net, k) else {
+            continue;
+        };
+        if ops != default {
+            out.push((format!("on {}", k.name()), ops));
+        }
+    }
+    out
 }
 
 /// Same bits everywhere (−0 and +0 differ; NaNs must match bit for bit too).

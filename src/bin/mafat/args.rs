@@ -57,9 +57,41 @@ impl CalibrationArgs {
         &self,
         session: &Session,
         net: &Network,
+        kernels: &KernelArgs,
     ) -> Result<(mafat::plan::CostModel, mafat::tune::CalibrationSource)> {
         let mut progress = crate::progress::calibration(net, session);
-        mafat::tune::load_or_calibrate(session, net, self.calibration.as_deref(), &mut progress)
+        let policy = kernels.policy()?;
+        let path = self.calibration.as_deref();
+        mafat::tune::load_or_calibrate(session, net, policy, path, &mut progress)
+    }
+}
+
+/// `--kernel NAME`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KernelArgs {
+    /// Run every layer this kernel supports on it (the others on their default); without it the
+    /// search uses the fastest kernel per layer measured on the adapter, and a given --groups
+    /// config the default kernels. `mafat layers --json` names each layer's candidates.
+    #[arg(long)]
+    pub kernel: Option<String>,
+}
+
+impl KernelArgs {
+    /// How the search chooses kernels.
+    pub fn policy(&self) -> Result<mafat::tune::KernelPolicy> {
+        Ok(match &self.kernel {
+            Some(name) => mafat::tune::KernelPolicy::Pinned(mafat::kernel::named(name)?),
+            None => mafat::tune::KernelPolicy::Tuned,
+        })
+    }
+
+    /// The kernels of a run that is not searched: the pinned one where it applies, else the
+    /// defaults.
+    pub fn ops(&self, net: &Network) -> Result<Vec<mafat::kernel::Op>> {
+        match &self.kernel {
+            Some(name) => mafat::kernel::pinned(net, mafat::kernel::named(name)?),
+            None => mafat::kernel::select_all(net),
+        }
     }
 }
 

@@ -1,15 +1,15 @@
 //! `mafat plan`: the fastest configuration for a budget (`--budget`), the smallest budget any
 //! configuration needs (`--min-budget`), or a given configuration's tiles (`--groups`).
 
-use crate::args::{self, CalibrationArgs, DeviceArgs, ModelArgs};
+use crate::args::{self, CalibrationArgs, DeviceArgs, KernelArgs, ModelArgs};
 use crate::output::{Report, check_writable, emit};
 use crate::progress;
 use mafat::plan::file::PlanFile;
-use mafat::plan::geometry::{tiles, trace};
+use mafat::plan::geometry::tiles;
 use mafat::plan::search::min_peak;
 use mafat::plan::{Config, MemoryBreakdown, Mode, Planner, Residency};
 use mafat::region::Region;
-use mafat::{BudgetOptions, Error, Network, Result, units};
+use mafat::{BudgetOptions, Error, Result, units};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -37,6 +37,8 @@ pub struct Args {
     device: DeviceArgs,
     #[command(flatten)]
     calibration: CalibrationArgs,
+    #[command(flatten)]
+    kernels: KernelArgs,
     /// Save the plan (for mafat run --plan).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -59,7 +61,7 @@ pub fn main(a: Args) -> Result<()> {
         let config = Config::parse(groups)?;
         let session = a.device.session()?;
         let report = geometry(
-            &session.planner(&net)?,
+            &Planner::with_ops(&net, &session.limits(), a.kernels.ops(&net)?)?,
             &config,
             a.residency.unwrap_or(Residency::Resident),
         )?;
@@ -70,7 +72,8 @@ pub fn main(a: Args) -> Result<()> {
             return Err(only_budget("--min-budget"));
         }
         let session = a.device.session()?;
-        return emit(&min_budget(&session.planner(&net)?)?, a.json);
+        let planner = Planner::with_ops(&net, &session.limits(), a.kernels.ops(&net)?)?;
+        return emit(&min_budget(&planner)?, a.json);
     }
     let Some(budget) = &a.budget else {
         return Err(Error::Usage(
@@ -84,6 +87,7 @@ pub fn main(a: Args) -> Result<()> {
     let session = a.device.session()?;
     let options = BudgetOptions {
         calibration: a.calibration.calibration.as_deref(),
+        kernels: a.kernels.policy()?,
         ..BudgetOptions::default()
     };
     let mut progress = progress::calibration(&net, &session);
@@ -311,13 +315,14 @@ struct GeometryReport {
     groups: Vec<GroupReport>,
 }
 
-fn group_report(net: &Network, g: &mafat::plan::Group) -> Result<GroupReport> {
+fn group_report(p: &Planner<'_>, g: &mafat::plan::Group) -> Result<GroupReport> {
+    let net = p.net();
     let first = &net.layers[g.start];
     let o = net.layers[g.last()].output;
     let mut out = Vec::new();
     for (index, t) in tiles(o.h, o.w, g.grid)?.into_iter().enumerate() {
         let (produced, input) = if g.is_fused() {
-            trace(net, g.start, g.last(), t)?
+            p.trace(g.start, g.last(), t)?
         } else {
             (vec![t], Region::full(first.input.h, first.input.w))
         };
@@ -349,7 +354,7 @@ fn geometry(p: &Planner<'_>, config: &Config, residency: Residency) -> Result<Ge
         .resolve(net)?
         .iter()
         .filter(|g| g.is_fused())
-        .map(|g| group_report(net, g))
+        .map(|g| group_report(p, g))
         .collect::<Result<Vec<_>>>()?;
     Ok(GeometryReport {
         model: net.name.clone(),

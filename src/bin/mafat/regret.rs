@@ -1,6 +1,6 @@
 //! `mafat regret`: the search's pick against the best measured configuration of a reference grid.
 
-use crate::args::{CalibrationArgs, DeviceArgs, ModelArgs, parse_budgets};
+use crate::args::{CalibrationArgs, DeviceArgs, KernelArgs, ModelArgs, parse_budgets};
 use crate::output::{Report, check_writable, emit, to_json, write_file};
 use crate::progress;
 use mafat::experiments::regret::{BudgetRow, RegretOptions, reference_configs, regret};
@@ -40,6 +40,8 @@ pub struct Args {
     device: DeviceArgs,
     #[command(flatten)]
     calibration: CalibrationArgs,
+    #[command(flatten)]
+    kernels: KernelArgs,
     /// Also write every number as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -154,8 +156,8 @@ pub fn main(a: Args) -> Result<()> {
         check_writable(p)?;
     }
     let session = a.device.session()?;
-    let (cost, source) = a.calibration.cost_model(&session, &net)?;
-    let measurer = Measurer::new(&session, &net)?;
+    let (cost, source) = a.calibration.cost_model(&session, &net, &a.kernels)?;
+    let measurer = Measurer::new(&session, &net)?.with_ops(cost.ops(&net)?)?;
     let planner = measurer.planner();
     // Budget keywords: the smallest reference peak and the untiled layerwise peak.
     let refs = reference_configs(&net, &cuts, a.max_cuts, a.grids);

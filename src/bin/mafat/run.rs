@@ -1,16 +1,16 @@
 //! `mafat run`: run a model on the GPU (untiled, a given configuration, a saved plan, or the
 //! search's pick for a budget) or on the CPU reference, and report time, memory and outputs.
 
-use crate::args::{self, CalibrationArgs, DeviceArgs, ModelArgs};
+use crate::args::{self, CalibrationArgs, DeviceArgs, KernelArgs, ModelArgs};
 use crate::output::{Report, emit};
 use crate::progress;
 use mafat::gpu::RunOutput;
 use mafat::input::InputSource;
 use mafat::model::weights::{WeightSource, Weights};
-use mafat::plan::file::{AdapterId, PlanFile};
+use mafat::plan::file::PlanFile;
 use mafat::plan::search::min_peak;
-use mafat::plan::{Config, MemoryBreakdown, MemoryPlan, Mode, Residency};
-use mafat::tune::calibration_key;
+use mafat::plan::{Config, MemoryBreakdown, MemoryPlan, Mode, Planner, Residency};
+use mafat::tune::adapter_id;
 use mafat::{BudgetOptions, Error, Network, Prepared, Result, Session, Tensor, units};
 use serde::Serialize;
 use std::fmt::Write;
@@ -63,6 +63,8 @@ pub struct Args {
     budget: Option<String>,
     #[command(flatten)]
     calibration: CalibrationArgs,
+    #[command(flatten)]
+    kernels: KernelArgs,
     /// Timed GPU runs after one warm-up run (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -126,6 +128,11 @@ fn choice(a: &Args, budget: Option<u64>) -> Result<ConfigChoice> {
     if a.mode == Mode::Naive && !naive_ok {
         return Err(Error::Usage(
             "--mode naive is the untiled baseline (every map alive); leave it out with --groups or --plan".into(),
+        ));
+    }
+    if a.kernels.kernel.is_some() && matches!(choose, ConfigChoice::PlanFile(_)) {
+        return Err(Error::Usage(
+            "--kernel goes with --groups or --budget; a plan file names its own kernels".into(),
         ));
     }
     if a.calibration.calibration.is_some() && !matches!(choose, ConfigChoice::Search(_)) {
@@ -216,6 +223,7 @@ fn run_cpu(net: &Network, weights: &Weights, x: &Tensor, out: Option<&Path>) -> 
 struct Chosen {
     config: Config,
     residency: Residency,
+    ops: Vec<mafat::kernel::Op>,
     budget: Option<u64>,
     predicted_ms: Option<f64>,
     planned_by: Option<String>,
@@ -232,23 +240,23 @@ fn resolve_choice(
         ConfigChoice::Given(config, residency) => Chosen {
             config,
             residency,
+            ops: a.kernels.ops(net)?,
             budget,
             predicted_ms: None,
             planned_by: None,
         },
         ConfigChoice::PlanFile(path) => {
             let f = PlanFile::read(&path)?;
-            f.check(
-                &path,
-                net,
-                &AdapterId::of(&calibration_key(session.context(), net)),
-            )?;
+            f.check(&path, net, &adapter_id(session.context()))?;
             let config = f.config()?;
-            let plan = session.plan(net, &config, Mode::Layerwise, f.residency)?;
+            let ops = f.ops(&path, net)?;
+            let planner = Planner::with_ops(net, &session.limits(), ops.clone())?;
+            let plan = planner.plan(&config, Mode::Layerwise, f.residency)?;
             f.check_figures(&path, &plan)?;
             Chosen {
                 config,
                 residency: f.residency,
+                ops,
                 // The plan's own budget holds unless a tighter one is given.
                 budget: Some(budget.map_or(f.budget_bytes, |b| b.min(f.budget_bytes))),
                 predicted_ms: Some(f.predicted_latency_ms),
@@ -260,6 +268,7 @@ fn resolve_choice(
             let options = BudgetOptions {
                 calibration: a.calibration.calibration.as_deref(),
                 residencies: only.map_or(Residency::BOTH.to_vec(), |r| vec![r]),
+                kernels: a.kernels.policy()?,
                 ..BudgetOptions::default()
             };
             let mut progress = progress::calibration(net, session);
@@ -267,6 +276,7 @@ fn resolve_choice(
             Chosen {
                 config: p.choice.config,
                 residency: p.choice.residency,
+                ops: p.plan.ops.clone(),
                 budget: Some(budget),
                 predicted_ms: Some(p.choice.predicted_ms),
                 planned_by: Some(format!(
@@ -389,7 +399,8 @@ fn run_gpu(
 ) -> Result<GpuReport> {
     let session = a.device_args.session()?;
     let chosen = resolve_choice(&session, net, a, choose, budget)?;
-    let plan = session.plan(net, &chosen.config, a.mode, chosen.residency)?;
+    let planner = Planner::with_ops(net, &session.limits(), chosen.ops.clone())?;
+    let plan = planner.plan(&chosen.config, a.mode, chosen.residency)?;
     if let Some(b) = chosen.budget {
         check_budget(&session, net, &plan, b)?;
     }

@@ -1,6 +1,6 @@
 //! `mafat sweep`: latency against memory for mafat and every baseline, measured, with CSV and SVG.
 
-use crate::args::{CalibrationArgs, DeviceArgs, ModelArgs, parse_budgets};
+use crate::args::{CalibrationArgs, DeviceArgs, KernelArgs, ModelArgs, parse_budgets};
 use crate::output::{Report, check_writable, emit};
 use crate::progress;
 use mafat::experiments::sweep::{METHODS, SweepRow, sweep};
@@ -35,6 +35,8 @@ pub struct Args {
     device: DeviceArgs,
     #[command(flatten)]
     calibration: CalibrationArgs,
+    #[command(flatten)]
+    kernels: KernelArgs,
     /// Print the rows as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -114,7 +116,7 @@ pub fn main(a: Args) -> Result<()> {
         check_writable(p)?;
     }
     let session = a.device.session()?;
-    let planner = session.planner(&net)?;
+    let planner = mafat::plan::Planner::with_ops(&net, &session.limits(), a.kernels.ops(&net)?)?;
     let (min, min_config, min_residency) = min_peak(&planner)?;
     let untiled = planner
         .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)?
@@ -131,8 +133,8 @@ pub fn main(a: Args) -> Result<()> {
             residency: min_residency.as_str().into(),
         });
     }
-    let (cost, _) = a.calibration.cost_model(&session, &net)?;
-    let measurer = Measurer::new(&session, &net)?;
+    let (cost, _) = a.calibration.cost_model(&session, &net, &a.kernels)?;
+    let measurer = Measurer::new(&session, &net)?.with_ops(cost.ops(&net)?)?;
     let t0 = Instant::now();
     let runs = a.runs.max(1);
     let rows = sweep(
