@@ -213,5 +213,74 @@ fn main() -> mafat::Result<()> {
         let rate = n as f64 * 1024.0 * per_iteration / s / 1e9;
         println!("{name:<44} {:>8.1} ms {rate:>10.2}", s * 1e3);
     }
+    launch_costs(&ctx, &buf)
+}
+
+/// What a dispatch costs before it computes anything: 200 dispatches of an empty kernel in one
+/// pass, of 1 and of 1,024 workgroups (64 invocations each) — the cost a tiled plan pays per tile
+/// and layer, and a kernel per workgroup.
+fn launch_costs(ctx: &GpuContext, buf: &wgpu::Buffer) -> mafat::Result<()> {
+    let src = "@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  if (gid.x == 0xffffffffu) { dst[0] = 1.0; }
+}";
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("empty"),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+    let pipe = ctx
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("empty"),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("empty"),
+        layout: &pipe.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: buf.as_entire_binding(),
+        }],
+    });
+    let dispatches = 200u32;
+    let mut per = Vec::new();
+    for groups in [1u32, 1024] {
+        let mut times = Vec::new();
+        for rep in 0..6 {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipe);
+                pass.set_bind_group(0, &bg, &[]);
+                for _ in 0..dispatches {
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+            }
+            let t = Instant::now();
+            ctx.queue.submit([enc.finish()]);
+            ctx.wait("empty dispatches")?;
+            if rep > 0 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        per.push(times[times.len() / 2] / dispatches as f64 * 1e6);
+    }
+    println!(
+        "{:<44} {:>8.1} us",
+        "empty dispatch of 1 workgroup (per dispatch)", per[0]
+    );
+    println!(
+        "{:<44} {:>8.2} us",
+        "empty workgroup (beyond the first)",
+        (per[1] - per[0]) / 1023.0
+    );
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! `cargo bench --bench gpu_layers [-- SIZE] [--kernel NAME]...`: per-layer GPU time and GFLOP/s
-//! of yolov2-16 on the current adapter (GPU timestamps where the adapter has them), median over
-//! runs, for the default kernels and each kernel named (pinned on every layer it supports), plus
-//! the whole network in naive mode. SIZE defaults to 608 (e.g. `-- 160`).
+//! `cargo bench --bench gpu_layers [-- SIZE] [--model NAME] [--kernel NAME]...`: per-layer GPU
+//! time and GFLOP/s of a model (default yolov2-16) on the current adapter (GPU timestamps where the
+//! adapter has them), median over runs taken in turns, for the default kernels and each kernel named
+//! (pinned on every layer it supports), plus the whole network in naive mode. SIZE defaults to 608
+//! (e.g. `-- 160`).
 
 use mafat::gpu::Timing;
 use mafat::input::InputSource;
@@ -18,14 +19,17 @@ fn main() -> mafat::Result<()> {
         .find(|a| a.parse::<usize>().is_ok())
         .and_then(|a| a.parse().ok())
         .unwrap_or(608);
-    let pins: Vec<String> = args
-        .windows(2)
-        .filter(|w| w[0] == "--kernel")
-        .map(|w| w[1].clone())
-        .collect();
+    let flag = |name: &str| -> Vec<String> {
+        args.windows(2)
+            .filter(|w| w[0] == name)
+            .map(|w| w[1].clone())
+            .collect()
+    };
+    let pins = flag("--kernel");
+    let model_name = flag("--model").pop().unwrap_or_else(|| "yolov2-16".into());
     let runs = 5;
     let session = Session::new(&SessionOptions::default())?;
-    let net = model::load("yolov2-16", Some((size, size)))?;
+    let net = model::load(&model_name, Some((size, size)))?;
     let weights = WeightSource::Random(1).load(&net)?;
     let x = InputSource::Random(1).load(net.input)?;
     println!("adapter: {}", session.adapter_name());
@@ -42,35 +46,44 @@ fn main() -> mafat::Result<()> {
         ));
     }
     cases.push(("default kernels".into(), Mode::Naive, select_all(&net)?));
+    // Every case prepared at once and run in turns (one run of each per round), so that the
+    // machine's drift hits them alike; medians per case and per layer.
+    let mut prepared = Vec::with_capacity(cases.len());
     for (what, mode, ops) in cases {
         let planner = Planner::with_ops(&net, &session.limits(), ops)?;
         let plan = planner.plan(&Config::untiled(), mode, Residency::Resident)?;
         let ex = session.prepare(&net, &weights, plan, None)?;
         ex.run(&x)?; // warm-up: first dispatches compile the shaders
-        let mut totals = Vec::new();
-        let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); net.layers.len()];
-        let mut timing = Timing::WallClock;
-        for _ in 0..runs {
+        prepared.push((what, mode, ex));
+    }
+    let mut totals: Vec<Vec<f64>> = vec![Vec::new(); prepared.len()];
+    let mut per_layer: Vec<Vec<Vec<f64>>> =
+        vec![vec![Vec::new(); net.layers.len()]; prepared.len()];
+    let mut timing = Timing::WallClock;
+    for _ in 0..runs {
+        for (c, (_, _, ex)) in prepared.iter().enumerate() {
             let r = ex.run(&x)?;
-            totals.push(r.compute_ms);
+            totals[c].push(r.compute_ms);
             timing = r.timing;
             // Untiled: every group is one layer.
             for (layers, ms) in r.group_ms {
-                per_layer[layers.start].push(ms);
+                per_layer[c][layers.start].push(ms);
             }
         }
-        let total = median(&mut totals);
+    }
+    for (c, (what, mode, ex)) in prepared.iter().enumerate() {
+        let total = median(&mut totals[c]);
         println!(
-            "\nyolov2-16 {size}x{size} {mode:?}, {what}: {total:.2} ms median of {runs} ({timing:?}), {:.2} GFLOP/s, pool peak {} B",
+            "\n{model_name} {size}x{size} {mode:?}, {what}: {total:.2} ms median of {runs} in turns ({timing:?}), {:.2} GFLOP/s, pool peak {} B",
             2.0 * net.macs() as f64 / 1e6 / total,
             ex.pool_stats().peak
         );
-        if mode == Mode::Layerwise && !per_layer.iter().all(Vec::is_empty) {
+        if *mode == Mode::Layerwise && !per_layer[c].iter().all(Vec::is_empty) {
             println!(
                 "{:>5} {:<6} {:>10} {:>10} {:>10}  kernel",
                 "layer", "type", "ms", "GFLOP", "GFLOP/s"
             );
-            for (i, v) in per_layer.iter_mut().enumerate() {
+            for (i, v) in per_layer[c].iter_mut().enumerate() {
                 if v.is_empty() {
                     continue;
                 }

@@ -2,6 +2,8 @@
 // output channel × 4 neighbouring output pixels. Weights [filters][cin_g][k][k] then biases[filters],
 // plain f32. Same order of operations as the CPU reference.
 
+// The activation, fixed per pipeline (the branches on it fold away).
+override ACT: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> wts: array<f32>;
@@ -41,6 +43,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let o = (p.out_c_off + f) * p.out_h * p.out_w + u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0);
     for (var j = 0u; j < n; j++) {
-        dst[o + j] = activate(a[j], p.act);
+        dst[o + j] = activate(a[j], ACT);
     }
 }

@@ -2,6 +2,8 @@
 // sample grid) out = alpha·prev + beta·from (from subsampled by `stride`); then the activation.
 // Binding 1 = prev (the output shape), binding 2 = from. extra0..5 = from's c, h, w, stride, sample.
 
+// The activation, fixed per pipeline (the branches on it fold away).
+override ACT: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> add: array<f32>;
@@ -25,5 +27,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (c < min(p.in_c, fc) && x % sample == 0u && y % sample == 0u && xi < min(p.in_w, fw) && yj < min(p.in_h, fh)) {
         v = p.alpha * v + p.beta * add[xi * stride + fw * (yj * stride + fh * c)];
     }
-    dst[p.out_c_off * p.out_h * p.out_w + i] = activate(v, p.act);
+    dst[p.out_c_off * p.out_h * p.out_w + i] = activate(v, ACT);
 }

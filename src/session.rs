@@ -111,6 +111,9 @@ pub struct BudgetPlan {
 pub struct Verification {
     /// Largest |GPU − CPU reference| over every output (NaN if any difference is NaN).
     pub max_abs_diff_cpu: f32,
+    /// `max_abs_diff_cpu` over the largest |CPU reference| output value: what a kernel that
+    /// reorders the arithmetic (Winograd) is judged by on non-integer data.
+    pub max_diff_cpu_over_absmax: f32,
     /// Whether the outputs equal the untiled layerwise run's bit for bit (`None` when the run was
     /// that run: nothing to compare); an error when the untiled run could not be made.
     pub bit_exact_untiled: Option<std::result::Result<bool, String>>,
@@ -298,6 +301,14 @@ impl Session {
         let heads = net.outputs();
         let cpu = crate::reference::forward(net, weights, input, &heads)?;
         let max_abs_diff_cpu = max_abs_diff(outputs, &cpu);
+        let absmax = cpu
+            .iter()
+            .flat_map(|t| t.data.iter())
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        let max_diff_cpu_over_absmax = match absmax > 0.0 {
+            true => max_abs_diff_cpu / absmax,
+            false => max_abs_diff_cpu,
+        };
         let is_untiled = plan.config.is_untiled()
             && plan.mode == Mode::Layerwise
             && plan.residency == Residency::Resident;
@@ -308,6 +319,7 @@ impl Session {
         });
         Ok(Verification {
             max_abs_diff_cpu,
+            max_diff_cpu_over_absmax,
             bit_exact_untiled,
         })
     }

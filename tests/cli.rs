@@ -207,6 +207,7 @@ fn info_shows_lavapipe() {
 
 #[test]
 fn gpu_run_json_reports_memory_and_verifies() {
+    // The registry's default kernels sum in the CPU's order: exact on integer data.
     let o = mafat(&[
         "run",
         "--model",
@@ -219,6 +220,8 @@ fn gpu_run_json_reports_memory_and_verifies() {
         "int:2",
         "--runs",
         "2",
+        "--kernel",
+        "default",
         "--verify",
         "--json",
     ]);
@@ -256,6 +259,29 @@ fn gpu_run_json_reports_memory_and_verifies() {
     assert_eq!(v["mac_ratio"], 1.0);
     // The allocator holds at least what the pool handed out.
     assert!(v["allocator_allocated_peak_bytes"].as_u64() >= v["measured_peak_bytes"].as_u64());
+
+    // Without --kernel, each layer runs on the fastest kernel measured on the adapter (Winograd,
+    // say, which rounds differently: within 1e-5 of the output's absmax), named per layer.
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--weights",
+        "int:1",
+        "--input",
+        "int:2",
+        "--runs",
+        "2",
+        "--verify",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["kernels"].as_array().unwrap().len(), 16, "{v}");
+    let r = v["max_diff_cpu_over_absmax"].as_f64().unwrap();
+    assert!(r <= 1e-5, "{r}");
 
     // A budget below the plan is refused before anything is allocated, in one line.
     let o = mafat(&[
@@ -339,6 +365,8 @@ fn gpu_run_json_reports_memory_and_verifies() {
         "1",
         "--groups",
         "0..8:3x3,8..16:2x2",
+        "--kernel",
+        "default",
         "--verify",
         "--json",
     ]);
@@ -350,7 +378,34 @@ fn gpu_run_json_reports_memory_and_verifies() {
     assert_eq!(v["predicted_peak_bytes"], v["measured_peak_bytes"]);
     assert!(v["mac_ratio"].as_f64().unwrap() > 1.0, "{v}");
     assert!(v["macs"].as_u64() > v["untiled_macs"].as_u64());
+    // One dispatch per layer and tile on the default kernels.
     assert_eq!(v["dispatches"], 3 * 3 * 8 + 2 * 2 * 8);
+    // On the tuned kernels too, tiled equals untiled bit for bit (the same kernel per layer).
+    let o = mafat(&[
+        "run",
+        "--model",
+        "yolov2-16",
+        "--size",
+        "64x64",
+        "--weights",
+        "int:1",
+        "--input",
+        "int:2",
+        "--runs",
+        "1",
+        "--groups",
+        "0..8:3x3,8..16:2x2",
+        "--verify",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["bit_exact_untiled"], true, "{v}");
+    assert!(
+        v["max_diff_cpu_over_absmax"].as_f64().unwrap() <= 1e-5,
+        "{v}"
+    );
+    assert_eq!(v["predicted_peak_bytes"], v["measured_peak_bytes"]);
 
     // A config that breaks a rule: one line naming the rule.
     for (groups, want) in [
@@ -638,17 +693,20 @@ fn calibration_is_cached_per_model_and_size() {
             .contains("measured now, saved to"),
         "{first}"
     );
-    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
-    assert_eq!(files.len(), 1);
-    let name = files[0]
-        .as_ref()
+    // The calibration and the kernel choice it was made on.
+    let mut names: Vec<String> = std::fs::read_dir(&cache)
         .unwrap()
-        .file_name()
-        .into_string()
-        .unwrap();
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
     assert!(
-        name.starts_with("calibration-yolov2-tiny-64x64-") && name.ends_with(".json"),
-        "{name}"
+        names[0].starts_with("calibration-yolov2-tiny-64x64-") && names[0].ends_with(".json"),
+        "{names:?}"
+    );
+    assert!(
+        names[1].starts_with("kernels-yolov2-tiny-64x64-") && names[1].ends_with(".json"),
+        "{names:?}"
     );
     let second = json_of(&run());
     assert!(
@@ -760,6 +818,8 @@ fn plan_groups_shows_each_tiles_regions() {
         "yolov2-16",
         "--groups",
         "8..16:2x2",
+        "--kernel",
+        "default",
         "--json",
     ]);
     if !o.status.success() && stderr(&o).contains("no GPU adapter") {
@@ -784,14 +844,23 @@ fn plan_groups_shows_each_tiles_regions() {
     assert_eq!(region(&t0["input"]), [0, 43, 0, 43]);
     assert_eq!(t0["input"]["bytes"], 4 * 44 * 44 * 128);
     assert_eq!(t0["output"]["bytes"], 4 * 19 * 19 * 256);
-    // The last tile ends at the map's edge; every layer names its kernel.
+    // The last tile ends at the map's edge; every layer names its kernel (the registry's defaults:
+    // windows traced as above; Winograd F(4x4) would trace whole patches).
     assert_eq!(region(&tiles[3]["output"]), [19, 37, 19, 37]);
     assert_eq!(region(&tiles[3]["input"]), [32, 75, 32, 75]);
     assert_eq!(v["kernels"].as_array().unwrap().len(), 16);
     assert_eq!(v["kernels"][0], "conv2d");
-    assert_eq!(v["kernels"][1], "maxpool");
+    assert_eq!(v["kernels"][1], "maxpool_2x2");
     // The text form says the same.
-    let o = mafat(&["plan", "--model", "yolov2-16", "--groups", "8..16:2x2"]);
+    let o = mafat(&[
+        "plan",
+        "--model",
+        "yolov2-16",
+        "--groups",
+        "8..16:2x2",
+        "--kernel",
+        "default",
+    ]);
     assert!(stdout(&o).contains("rows    0..=43"), "{}", stdout(&o));
     // A bad configuration is one clear line.
     let o = mafat(&["plan", "--model", "yolov2-16", "--groups", "8..16:40x40"]);

@@ -31,7 +31,16 @@ fn predicted_peak_equals_measured_peak_over_random_configs() {
     for (k, net) in nets.iter().enumerate() {
         let w = WeightSource::Int(1).load(net).unwrap();
         let x = InputSource::Int(2).load(net.input).unwrap();
-        let (untiled, _, _) = g.run(net, &w, &x, Mode::Layerwise, None).unwrap();
+        // Every other network on a kernel variant per layer drawn at random (Winograd's workspace
+        // and transformed weights are part of the plan).
+        let ops = match k % 2 {
+            0 => mafat::kernel::select_all(net).unwrap(),
+            _ => gpu_common::random_ops(net, &mut |n| r.next(n)),
+        };
+        let planner = mafat::plan::Planner::with_ops(net, &g.limits(), ops.clone()).unwrap();
+        let (untiled, _, _) = g
+            .run_ops(net, &w, &x, &ops, &Config::untiled(), Mode::Layerwise)
+            .unwrap();
         // 10 configs per network (the first untiled), each under both residencies.
         for c in 0..10 {
             let config = if c == 0 {
@@ -48,8 +57,7 @@ fn predicted_peak_equals_measured_peak_over_random_configs() {
                 random_config(&mut r, net)
             };
             for residency in [Residency::Resident, Residency::PerGroup] {
-                let plan = g
-                    .planner(net)
+                let plan = planner
                     .plan(&config, Mode::Layerwise, residency)
                     .unwrap_or_else(|e| panic!("{} {config}: {e}", net.name));
                 let predicted = plan.peak_bytes();

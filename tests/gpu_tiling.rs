@@ -9,6 +9,7 @@ mod gpu_common;
 use chains::{Lcg, random_chain, random_config};
 use gpu_common::{Gpu, assert_bit_exact};
 use mafat::input::InputSource;
+use mafat::kernel::Op;
 use mafat::model::{self, weights::WeightSource, weights::Weights};
 use mafat::plan::{Config, MemoryPlan, Mode, Planner, Residency, geometry::Grid};
 use mafat::{Network, Tensor, reference};
@@ -22,9 +23,24 @@ fn check(
     untiled: &[Tensor],
     config: &Config,
 ) -> MemoryPlan {
+    let ops = mafat::kernel::select_all(net).unwrap();
+    check_ops(g, net, w, x, untiled, config, &ops)
+}
+
+/// [`check`] with the layers on `ops` (`untiled` ran on the same kernels).
+fn check_ops(
+    g: &Gpu,
+    net: &Network,
+    w: &Weights,
+    x: &Tensor,
+    untiled: &[Tensor],
+    config: &Config,
+    ops: &[Op],
+) -> MemoryPlan {
     let (out, plan, stats) = g
-        .run_config(net, w, x, config, Mode::Layerwise, None)
-        .unwrap_or_else(|e| panic!("{} {config}: {e}", net.name));
+        .run_ops(net, w, x, ops, config, Mode::Layerwise)
+        .unwrap_or_else(|e| panic!("{} {config} on {ops:?}: {e}", net.name));
+    assert_eq!(out.len(), untiled.len());
     assert_eq!(
         stats.peak,
         plan.peak_bytes(),
@@ -33,7 +49,10 @@ fn check(
     );
     for (o, u) in out.iter().zip(untiled) {
         assert_bit_exact(
-            &format!("{} {}x{} {config}", net.name, net.input.w, net.input.h),
+            &format!(
+                "{} {}x{} {config} on {ops:?}",
+                net.name, net.input.w, net.input.h
+            ),
             o,
             u,
         );
@@ -220,6 +239,21 @@ fn random_chains_tiled_equal_untiled() {
             let config = random_config(&mut r, &net);
             check(g, &net, &w, &x, &untiled, &config);
         }
+        // A kernel variant per layer, drawn at random: untiled and tiled on the same assignment.
+        let ops = gpu_common::random_ops(&net, &mut |n| r.next(n));
+        let (untiled, _, _) = g
+            .run_ops(&net, &w, &x, &ops, &Config::untiled(), Mode::Layerwise)
+            .unwrap();
+        let cpu = reference::forward(&net, &w, &x, &net.outputs()).unwrap();
+        assert_eq!(untiled.len(), cpu.len());
+        for (u, c) in untiled.iter().zip(&cpu) {
+            let d = gpu_common::max_rel_diff(u, c);
+            assert!(d <= 1e-4, "{} on {ops:?}: {d} from the CPU", net.name);
+        }
+        for _ in 0..2 {
+            let config = random_config(&mut r, &net);
+            check_ops(g, &net, &w, &x, &untiled, &config, &ops);
+        }
         checked += 1;
     }
 }
@@ -245,16 +279,30 @@ fn yolov2_16_at_3840x2160() {
     let w = WeightSource::Random(3).load(&net).unwrap();
     let x = InputSource::Random(4).load(net.input).unwrap();
     let config = Config::parse("0..8:8x8,8..16:2x2").unwrap();
-    let (out, plan, stats) = g
-        .run_config(&net, &w, &x, &config, Mode::Layerwise, None)
-        .unwrap();
-    assert_eq!(stats.peak, plan.peak_bytes());
     let cpu = reference::forward(&net, &w, &x, &net.outputs()).unwrap();
-    let d = gpu_common::max_rel_diff(&out[0], &cpu[0]);
-    eprintln!(
-        "yolov2-16 3840x2160 {config}: peak {} B, mac_ratio {:.4}, max rel diff {d:e}",
-        plan.peak_bytes(),
-        plan.mac_ratio(&net)
-    );
-    assert!(d <= 1e-4, "relative difference {d}");
+    // The default kernels, then the fastest variant of every layer (Winograd on the 3x3s, the
+    // matrix-product 1x1s): each within 1e-4 of the CPU.
+    let fast = ["conv2d_winograd", "conv2d_1x1", "maxpool_2x2"];
+    let mut fast_ops = mafat::kernel::select_all(&net).unwrap();
+    for name in fast {
+        let k = mafat::kernel::named(name).unwrap();
+        for (i, op) in fast_ops.iter_mut().enumerate() {
+            if k.supports(&net, i) {
+                *op = Op::Dispatch(k);
+            }
+        }
+    }
+    for ops in [mafat::kernel::select_all(&net).unwrap(), fast_ops] {
+        let (out, plan, stats) = g
+            .run_ops(&net, &w, &x, &ops, &config, Mode::Layerwise)
+            .unwrap();
+        assert_eq!(stats.peak, plan.peak_bytes());
+        let d = gpu_common::max_rel_diff(&out[0], &cpu[0]);
+        eprintln!(
+            "yolov2-16 3840x2160 {config} on {ops:?}: peak {} B, mac_ratio {:.4}, max rel diff {d:e}",
+            plan.peak_bytes(),
+            plan.mac_ratio(&net)
+        );
+        assert!(d <= 1e-4, "relative difference {d}");
+    }
 }

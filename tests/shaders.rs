@@ -21,7 +21,7 @@ fn every_kernel_validates_with_naga() {
         let what = format!("{} ({caps:?})", k.name());
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(&src)));
-        naga::valid::Validator::new(
+        let info = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::SUBGROUP,
         )
@@ -29,18 +29,30 @@ fn every_kernel_validates_with_naga() {
         .subgroup_operations(naga::valid::SubgroupOperationSet::all())
         .validate(&module)
         .unwrap_or_else(|e| panic!("{what}: {e:?}"));
-        for stage in 0..k.stages() {
-            let name = k.entry_point(stage);
-            let entry = module
+        for (entry, &name) in k.entry_points().iter().enumerate() {
+            let (index, ep) = module
                 .entry_points
                 .iter()
-                .find(|e| e.name == name)
+                .enumerate()
+                .find(|(_, e)| e.name == name)
                 .unwrap_or_else(|| panic!("{what}: no entry point {name}"));
             assert_eq!(
-                entry.workgroup_size,
-                k.workgroup_size(stage),
-                "{what} stage {stage}"
+                ep.workgroup_size,
+                k.workgroup_size(entry),
+                "{what} entry {name}"
             );
+            // The pipeline's layout comes from what the entry point uses: exactly its list.
+            let uses = info.get_entry_point(index);
+            let mut used: Vec<u32> = module
+                .global_variables
+                .iter()
+                .filter(|(h, _)| !uses[*h].is_empty())
+                .filter_map(|(_, g)| g.binding.as_ref().map(|b| b.binding))
+                .collect();
+            used.sort();
+            let mut listed: Vec<u32> = k.bindings(entry).iter().map(|b| b.binding).collect();
+            listed.sort();
+            assert_eq!(used, listed, "{what} entry {name}: bindings used");
         }
         // The uniform block the shader declares is exactly the Rust `Params`.
         let params = module
@@ -65,8 +77,8 @@ fn every_kernel_validates_with_naga() {
             })
             .collect();
         declared.sort();
-        let mut listed: Vec<(u32, bool)> = (0..k.stages())
-            .flat_map(|s| k.bindings(s).iter())
+        let mut listed: Vec<(u32, bool)> = (0..k.entry_points().len())
+            .flat_map(|e| k.bindings(e).iter())
             .map(|b| (b.binding, b.slot == Slot::Params))
             .collect();
         listed.sort();

@@ -212,7 +212,9 @@ impl Executor {
         let plan = &self.plan;
         let mut bound = Vec::with_capacity(plan.steps.len());
         for (j, d) in plan.dispatches().enumerate() {
-            let pipe = pipelines.get(ctx, d.kernel, d.stage)?;
+            let work = d.work(&self.net);
+            let entry = d.kernel.entry(&work, d.stage);
+            let pipe = pipelines.get(ctx, d.kernel, entry, &d.kernel.constants(&work))?;
             // Storage bindings are rounded up to whole vec4s where the buffer allows (kernels may
             // view them as vec4 arrays; arena items are 16-byte aligned, so this stays inside the
             // item's own aligned bytes).
@@ -230,7 +232,7 @@ impl Executor {
                 })
             };
             let mut entries = Vec::with_capacity(4);
-            for b in d.kernel.bindings(d.stage) {
+            for b in d.kernel.bindings(entry) {
                 let (buffer, offset, size) = match b.slot {
                     Slot::Params => (
                         plan.params.expect("dispatches have parameters"),

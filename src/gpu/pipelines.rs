@@ -3,14 +3,17 @@
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::kernel::KernelRef;
+use crate::kernel::{Constants, KernelRef};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The compiled pipelines of one device, by kernel name and stage.
+/// A pipeline: kernel name, entry point, constants.
+type Key = (&'static str, usize, Constants);
+
+/// The compiled pipelines of one device, by kernel name, entry point and overridden constants.
 #[derive(Default)]
 pub struct Pipelines {
-    compiled: Mutex<HashMap<(&'static str, usize), wgpu::ComputePipeline>>,
+    compiled: Mutex<HashMap<Key, wgpu::ComputePipeline>>,
 }
 
 impl Pipelines {
@@ -19,19 +22,26 @@ impl Pipelines {
         Self::default()
     }
 
-    /// The pipeline of stage `stage` of kernel `k` on `ctx`'s device, compiled now if it is the
-    /// first request (a shader compilation error becomes `Error::Gpu`).
+    /// The pipeline of entry point `entry` of kernel `k` with `constants` on `ctx`'s device,
+    /// compiled now if it is the first request (a shader compilation error becomes `Error::Gpu`).
     pub fn get(
         &self,
         ctx: &GpuContext,
         k: KernelRef,
-        stage: usize,
+        entry: usize,
+        constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        if let Some(p) = self.lock().get(&(k.name(), stage)) {
+        let key = (k.name(), entry, constants.clone());
+        if let Some(p) = self.lock().get(&key) {
             return Ok(p.clone());
         }
+        let values: Vec<(&str, f64)> = constants.iter().map(|&(n, v)| (n, v as f64)).collect();
         let pipe = ctx.scoped(
-            &format!("compiling kernel {} stage {stage}", k.name()),
+            &format!(
+                "compiling kernel {} ({})",
+                k.name(),
+                k.entry_points()[entry]
+            ),
             || {
                 let module = ctx
                     .device
@@ -44,29 +54,30 @@ impl Pipelines {
                         label: Some(k.name()),
                         layout: None,
                         module: &module,
-                        entry_point: Some(k.entry_point(stage)),
-                        compilation_options: Default::default(),
+                        entry_point: Some(k.entry_points()[entry]),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &values,
+                            ..Default::default()
+                        },
                         cache: None,
                     })
             },
         )?;
-        self.lock().insert((k.name(), stage), pipe.clone());
+        self.lock().insert(key, pipe.clone());
         Ok(pipe)
     }
 
     /// Compile every kernel of the registry now (so that later plans never wait for a compiler).
     pub fn compile_all(&self, ctx: &GpuContext) -> Result<()> {
         for &k in crate::kernel::REGISTRY {
-            for stage in 0..k.stages() {
-                self.get(ctx, KernelRef(k), stage)?;
+            for entry in 0..k.entry_points().len() {
+                self.get(ctx, KernelRef(k), entry, &Constants::new())?;
             }
         }
         Ok(())
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(&'static str, usize), wgpu::ComputePipeline>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, wgpu::ComputePipeline>> {
         // A panic while holding the lock cannot leave the map half-written: recover it.
         self.compiled.lock().unwrap_or_else(|e| e.into_inner())
     }

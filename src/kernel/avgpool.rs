@@ -20,7 +20,7 @@ impl Kernel for AvgPool {
         include_str!("../../shaders/avgpool.wgsl").into()
     }
 
-    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
+    fn workgroup_size(&self, _entry: usize) -> [u32; 3] {
         [64, 1, 1]
     }
 
@@ -32,7 +32,7 @@ impl Kernel for AvgPool {
         w.net.layers[w.layer].input.c as u64
     }
 
-    fn bindings(&self, _stage: usize) -> &'static [Binding] {
+    fn bindings(&self, _entry: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 

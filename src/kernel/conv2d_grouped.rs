@@ -4,7 +4,7 @@
 //! one bias per filter, plain f32; the CPU reference's order of operations.
 
 use super::conv2d::{CONV_BINDINGS, conv_params, per_filter};
-use super::{Binding, Kernel, Params, ShaderCaps, Work, groups_of};
+use super::{Binding, Constants, Kernel, Params, ShaderCaps, Work, activation_constant, groups_of};
 use crate::model::weights::ConvParams;
 use crate::network::{LayerKind, Network};
 
@@ -27,7 +27,7 @@ impl Kernel for Conv2dGrouped {
         include_str!("../../shaders/conv2d_grouped.wgsl").into()
     }
 
-    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
+    fn workgroup_size(&self, _entry: usize) -> [u32; 3] {
         [8, 8, 1]
     }
 
@@ -45,8 +45,12 @@ impl Kernel for Conv2dGrouped {
         (w.region.height() * w.region.width().div_ceil(PIXELS) * o.c) as u64
     }
 
-    fn bindings(&self, _stage: usize) -> &'static [Binding] {
+    fn bindings(&self, _entry: usize) -> &'static [Binding] {
         CONV_BINDINGS
+    }
+
+    fn constants(&self, w: &Work<'_>) -> Constants {
+        activation_constant(w)
     }
 
     fn params(&self, w: &Work<'_>, _stage: usize) -> Params {

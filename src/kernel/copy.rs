@@ -22,7 +22,7 @@ impl Kernel for Copy {
         include_str!("../../shaders/copy.wgsl").into()
     }
 
-    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
+    fn workgroup_size(&self, _entry: usize) -> [u32; 3] {
         [64, 1, 1]
     }
 
@@ -34,7 +34,7 @@ impl Kernel for Copy {
         w.input.elements() as u64
     }
 
-    fn bindings(&self, _stage: usize) -> &'static [Binding] {
+    fn bindings(&self, _entry: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 

@@ -23,7 +23,7 @@ impl Kernel for MaxPool {
         include_str!("../../shaders/maxpool.wgsl").into()
     }
 
-    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
+    fn workgroup_size(&self, _entry: usize) -> [u32; 3] {
         [8, 8, 1]
     }
 
@@ -35,7 +35,7 @@ impl Kernel for MaxPool {
         region_elements(w)
     }
 
-    fn bindings(&self, _stage: usize) -> &'static [Binding] {
+    fn bindings(&self, _entry: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 

@@ -15,8 +15,10 @@ mod avgpool;
 pub mod conv2d;
 mod conv2d_1x1;
 mod conv2d_grouped;
+pub mod conv2d_winograd;
 mod copy;
 mod maxpool;
+mod maxpool_2x2;
 pub mod params;
 mod reorg;
 mod shortcut;
@@ -54,14 +56,18 @@ pub static REGISTRY: &[&dyn Kernel] = &[
             pixels: 8,
         },
     },
-    &conv2d_1x1::Conv1x1 {
-        name: "conv2d_1x1_q4p16",
-        blocking: conv2d::Blocking {
-            quads: 4,
-            pixels: 16,
-        },
+    &conv2d_winograd::Conv2dWinograd {
+        name: "conv2d_winograd",
+        m: 2,
+        blocking: conv2d_winograd::Blocking { tiles: 8, quads: 8 },
+    },
+    &conv2d_winograd::Conv2dWinograd {
+        name: "conv2d_winograd4",
+        m: 4,
+        blocking: conv2d_winograd::Blocking { tiles: 8, quads: 8 },
     },
     &conv2d_grouped::Conv2dGrouped,
+    &maxpool_2x2::MaxPool2x2,
     &maxpool::MaxPool,
     &avgpool::AvgPool,
     &upsample::Upsample,
@@ -87,6 +93,19 @@ pub const MIN_SUBGROUP_LANES: u32 = conv2d::MAX_QUADS as u32;
 pub struct ShaderCaps {
     /// Subgroup operations with subgroups of at least 8 lanes.
     pub subgroups: bool,
+}
+
+/// Pipeline-overridable constants by name (see [`Kernel::constants`]).
+pub type Constants = Vec<(&'static str, u32)>;
+
+/// `ACT`, the activation code of work `w`'s layer ([`act_code`]): the constants of a kernel whose
+/// WGSL declares `override ACT: u32` and applies `activate(x, ACT)`.
+pub fn activation_constant(w: &Work<'_>) -> Constants {
+    match &w.net.layers[w.layer].kind {
+        LayerKind::Conv(c) => vec![("ACT", act_code(c.activation))],
+        LayerKind::Shortcut { activation, .. } => vec![("ACT", act_code(*activation))],
+        _ => Vec::new(),
+    }
 }
 
 /// What a binding of a kernel's bind group 0 receives.
@@ -235,10 +254,10 @@ impl<'a> Work<'a> {
 /// Implementations are unit structs (or constant instances of a parameterized struct) listed in
 /// [`REGISTRY`].
 ///
-/// A kernel may run in several **stages** (one dispatch each, in order, for every work: e.g. a
-/// Winograd convolution's input transform, product and output transform), each an entry point of
-/// its WGSL module, and may need **workspace**: scratch buffers that live in the arena while its
-/// group runs, bound as [`Slot::Workspace`].
+/// A kernel may run a work in several **stages** (dispatches, in order: e.g. a Winograd
+/// convolution's input transform, product and output transform, band after band), each running
+/// one of its WGSL module's entry points, and may need **workspace**: scratch buffers that live in
+/// the arena while its group runs, bound as [`Slot::Workspace`].
 pub trait Kernel: Send + Sync + 'static {
     /// Short name (`conv2d`, `maxpool`, ...): the stem of its shader file, the label of its shader
     /// module and pipeline, and how reports and `--kernel` name it.
@@ -250,18 +269,24 @@ pub trait Kernel: Send + Sync + 'static {
     /// Its WGSL, without the [`PRELUDE`], for a device with `caps`.
     fn wgsl(&self, caps: ShaderCaps) -> String;
 
-    /// Dispatches per work (1 for most kernels).
-    fn stages(&self) -> usize {
+    /// Its entry points (one compute pipeline each); `["main"]` for most kernels.
+    fn entry_points(&self) -> &'static [&'static str] {
+        &["main"]
+    }
+
+    /// Dispatches of work `w`, in order (1 for most kernels).
+    fn stages(&self, _w: &Work<'_>) -> usize {
         1
     }
 
-    /// The entry point of `stage`.
-    fn entry_point(&self, _stage: usize) -> &'static str {
-        "main"
+    /// Which of [`Kernel::entry_points`] stage `stage` of work `w` runs (a kernel may keep a
+    /// general entry point beside a faster one for the works it suits, such as aligned rows).
+    fn entry(&self, _w: &Work<'_>, _stage: usize) -> usize {
+        0
     }
 
-    /// `@workgroup_size` of the entry point of `stage`.
-    fn workgroup_size(&self, stage: usize) -> [u32; 3];
+    /// `@workgroup_size` of entry point `entry`.
+    fn workgroup_size(&self, entry: usize) -> [u32; 3];
 
     /// Workgroup counts `[x, y, z]` of stage `stage` of work `w`.
     fn workgroups(&self, w: &Work<'_>, stage: usize) -> [u32; 3];
@@ -270,8 +295,8 @@ pub trait Kernel: Send + Sync + 'static {
     /// region's edge), over all its stages: the cost model's measure of a work's size.
     fn invocations(&self, w: &Work<'_>) -> u64;
 
-    /// The bind group 0 of `stage`.
-    fn bindings(&self, stage: usize) -> &'static [Binding];
+    /// The bind group 0 of entry point `entry`: exactly the bindings it uses.
+    fn bindings(&self, entry: usize) -> &'static [Binding];
 
     /// The parameter block of stage `stage` of work `w` (the fields its WGSL reads).
     fn params(&self, w: &Work<'_>, stage: usize) -> Params;
@@ -281,6 +306,14 @@ pub trait Kernel: Send + Sync + 'static {
     fn input_region(&self, net: &Network, layer: usize, out: Region) -> Result<Region> {
         let l = &net.layers[layer];
         crate::region::input_region(&l.kind, l.input, out)
+    }
+
+    /// Values of the pipeline-overridable constants (WGSL `override`s) of work `w`'s pipeline: a
+    /// kernel specializes its shader for what is fixed per layer (`ACT`, the activation), so that
+    /// a compiler folds the branches on it away — a CPU rasterizer such as lavapipe otherwise runs
+    /// every branch, masked. Each distinct set is its own pipeline.
+    fn constants(&self, _w: &Work<'_>) -> Constants {
+        Constants::default()
     }
 
     /// Bytes of each workspace buffer work `w` needs ([`Slot::Workspace`] `k` is entry `k`); none
@@ -299,6 +332,20 @@ pub trait Kernel: Send + Sync + 'static {
     /// bytes).
     fn pack_weights(&self, _net: &Network, _layer: usize, _p: &ConvParams) -> Vec<u8> {
         Vec::new()
+    }
+
+    /// Whether it sums in the CPU reference's order, so that it equals the reference bit for bit
+    /// on any data; `false` for a kernel that reorders the arithmetic (Winograd's transforms),
+    /// which equals it bit for bit only where its inputs and weights are small integers.
+    fn reference_order(&self) -> bool {
+        true
+    }
+
+    /// For a kernel that reorders the arithmetic, the integer its small-integer weights must be
+    /// multiples of for its result to be exact (1 for most; 9 for Winograd F(4×4), whose filter
+    /// transform has sixths).
+    fn exact_weight_multiple(&self) -> u32 {
+        1
     }
 
     /// Run once per source of the layer (a route's copy), each dispatch writing from its
@@ -579,12 +626,17 @@ mod tests {
     #[test]
     fn the_params_block_covers_what_every_binding_list_starts_with() {
         for k in REGISTRY {
-            let b = k.bindings(0);
-            assert_eq!(b[0].slot, Slot::Params, "{}", k.name());
-            assert!(b.iter().any(|b| b.slot == Slot::Output), "{}", k.name());
-            let mut nums: Vec<u32> = b.iter().map(|b| b.binding).collect();
-            nums.dedup();
-            assert_eq!(nums.len(), b.len(), "{}: duplicate binding", k.name());
+            let mut writes = false;
+            for e in 0..k.entry_points().len() {
+                let b = k.bindings(e);
+                assert_eq!(b[0].slot, Slot::Params, "{}", k.name());
+                writes |= b.iter().any(|b| b.slot == Slot::Output);
+                let mut nums: Vec<u32> = b.iter().map(|b| b.binding).collect();
+                nums.sort();
+                nums.dedup();
+                assert_eq!(nums.len(), b.len(), "{}: duplicate binding", k.name());
+            }
+            assert!(writes, "{}: no entry point writes the output", k.name());
         }
     }
 }

@@ -2,8 +2,8 @@
 //! two maps overlap, one output element per invocation.
 
 use super::{
-    Binding, Kernel, Params, ShaderCaps, Slot, Work, act_code, base_params, bind, input_elements,
-    input_grid,
+    Binding, Constants, Kernel, Params, ShaderCaps, Slot, Work, act_code, activation_constant,
+    base_params, bind, input_elements, input_grid,
 };
 use crate::network::{LayerKind, Network};
 
@@ -31,7 +31,7 @@ impl Kernel for Shortcut {
         include_str!("../../shaders/shortcut.wgsl").into()
     }
 
-    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
+    fn workgroup_size(&self, _entry: usize) -> [u32; 3] {
         [8, 8, 1]
     }
 
@@ -43,8 +43,12 @@ impl Kernel for Shortcut {
         input_elements(w)
     }
 
-    fn bindings(&self, _stage: usize) -> &'static [Binding] {
+    fn bindings(&self, _entry: usize) -> &'static [Binding] {
         BINDINGS
+    }
+
+    fn constants(&self, w: &Work<'_>) -> Constants {
+        activation_constant(w)
     }
 
     fn params(&self, w: &Work<'_>, _stage: usize) -> Params {

@@ -27,7 +27,7 @@ impl Kernel for Softmax {
         include_str!("../../shaders/softmax.wgsl").into()
     }
 
-    fn workgroup_size(&self, _stage: usize) -> [u32; 3] {
+    fn workgroup_size(&self, _entry: usize) -> [u32; 3] {
         [64, 1, 1]
     }
 
@@ -39,7 +39,7 @@ impl Kernel for Softmax {
         slices(w.net, w.layer) as u64
     }
 
-    fn bindings(&self, _stage: usize) -> &'static [Binding] {
+    fn bindings(&self, _entry: usize) -> &'static [Binding] {
         PLAIN_BINDINGS
     }
 

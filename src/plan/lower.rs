@@ -148,7 +148,7 @@ pub(crate) fn lower(
                     channels: 1,
                 })
                 .collect();
-            for stage in 0..kernel.stages() {
+            for stage in 0..kernel.stages(w) {
                 let workgroups = kernel.workgroups(w, stage);
                 let max = p.limits().max_compute_workgroups_per_dimension;
                 if let Some(dim) = workgroups.iter().find(|&&d| d > max) {

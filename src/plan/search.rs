@@ -168,7 +168,7 @@ fn candidate(
         false => 0,
     };
     let works = group_works(p, &group, &regions);
-    let dispatches: u64 = works.iter().map(|(k, _)| k.stages() as u64).sum();
+    let dispatches: u64 = works.iter().map(|(k, w)| k.stages(w) as u64).sum();
     let workspace: u64 = workspace_bytes(p, &group, &regions)
         .into_iter()
         .map(|b| p.aligned(b))

@@ -42,6 +42,11 @@ fn user_cache_dir() -> Option<PathBuf> {
 
 /// Where the calibration for `key` is cached.
 pub fn cache_path(key: &CalibrationKey) -> Option<PathBuf> {
+    cached_file("calibration", key)
+}
+
+/// Where the `what` (`calibration`, `kernels`) for `key` is cached.
+pub fn cached_file(what: &str, key: &CalibrationKey) -> Option<PathBuf> {
     let h = fnv1a(&serde_json::to_string(key).expect("keys serialize"));
     let model: String = Path::new(&key.model)
         .file_stem()
@@ -58,7 +63,7 @@ pub fn cache_path(key: &CalibrationKey) -> Option<PathBuf> {
         .collect();
     cache_dir().map(|d| {
         d.join(format!(
-            "calibration-{model}-{}x{}-{h:016x}.json",
+            "{what}-{model}-{}x{}-{h:016x}.json",
             key.input[2], key.input[1]
         ))
     })
@@ -77,13 +82,20 @@ pub fn read_calibration(path: &Path) -> Result<CostModel> {
 
 /// Write a calibration file (through a temporary file, so a reader never sees half of one).
 pub fn write_calibration(path: &Path, model: &CostModel) -> Result<()> {
+    write_atomically(
+        path,
+        &serde_json::to_string_pretty(model).expect("models serialize"),
+    )
+}
+
+/// Write `text` to `path` through a temporary file beside it (a reader never sees half of it).
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let text = serde_json::to_string_pretty(model).expect("models serialize");
     std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -15,15 +15,16 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::pool::BufferPool;
 use crate::gpu::transfer::upload;
-use crate::kernel::{self, KernelRef, Op};
+use crate::kernel;
 use crate::network::{LayerKind, Network};
 use crate::plan::config::{Config, Group};
 use crate::plan::cost::{
-    CalibrationKey, CostModel, CostPoint, KernelTime, LayerCost, dispatch_size, network_hash,
+    CalibrationKey, CostModel, CostPoint, LayerCost, dispatch_size, network_hash,
 };
 use crate::plan::geometry::{Grid, tiles};
 use crate::plan::{MemoryPlan, Mode, Planner, Residency, STAGING_CHUNK};
 use crate::session::Session;
+use crate::tune::choice::tuned_kernels;
 use crate::tune::measure::{Measured, Measurer, Trial, in_turns, median};
 use crate::tune::{KernelPolicy, Progress, Steps};
 
@@ -197,87 +198,6 @@ fn layer_points(
     Ok(samples)
 }
 
-/// Rounds of untiled runs timed when choosing kernels (median).
-pub const CHOICE_RUNS: usize = 3;
-
-/// The kernel assignments timed when choosing: assignment `v` runs each layer on its `v`-th
-/// candidate (its last when it has fewer). One assignment when no layer has a choice.
-fn assignments(net: &Network) -> Result<Vec<Vec<Op>>> {
-    let cands: Vec<Vec<KernelRef>> = (0..net.layers.len())
-        .map(|i| kernel::candidates(net, i))
-        .collect();
-    let most = cands.iter().map(Vec::len).max().unwrap_or(0);
-    if most <= 1 {
-        return Ok(vec![kernel::select_all(net)?]);
-    }
-    Ok((0..most)
-        .map(|v| {
-            cands
-                .iter()
-                .map(|c| match c.len() {
-                    0 => Op::CpuHead,
-                    n => Op::Dispatch(c[v.min(n - 1)]),
-                })
-                .collect()
-        })
-        .collect())
-}
-
-/// Per layer, the fastest kernel of the untiled runs of every assignment, timed in turns; and
-/// each layer's candidates' times (empty where there was one candidate).
-fn choose_kernels(
-    m: &Measurer<'_>,
-    assignments: &[Vec<Op>],
-    steps: &mut Steps<'_>,
-) -> Result<(Vec<Op>, Vec<Vec<KernelTime>>)> {
-    let n = assignments[0].len();
-    let mut trials = Vec::with_capacity(assignments.len());
-    for ops in assignments {
-        trials.push(m.prepare_ops(
-            ops,
-            &Config::untiled(),
-            Mode::Layerwise,
-            Residency::Resident,
-        )?);
-    }
-    in_turns(&mut trials, CHOICE_RUNS, &mut |t, round| {
-        steps.step(&format!(
-            "choosing kernels, round {}/{CHOICE_RUNS}: {}",
-            round + 1,
-            t.label
-        ));
-    })?;
-    let measured: Vec<Measured> = trials.into_iter().map(Trial::finish).collect();
-    let mut ops = assignments[0].clone();
-    let mut times = vec![Vec::new(); n];
-    for i in 0..n {
-        let mut seen: Vec<KernelTime> = Vec::new();
-        for (a, meas) in assignments.iter().zip(&measured) {
-            let (Op::Dispatch(k), Some(g)) = (a[i], meas.groups.iter().find(|g| g.0.start == i))
-            else {
-                continue;
-            };
-            if !seen.iter().any(|t| t.kernel == k.name()) {
-                seen.push(KernelTime {
-                    kernel: k.name().into(),
-                    ms: g.1,
-                });
-            }
-        }
-        if seen.len() > 1 {
-            let best = seen
-                .iter()
-                .min_by(|a, b| a.ms.total_cmp(&b.ms))
-                .and_then(|t| kernel::by_name(&t.kernel));
-            if let Some(k) = best {
-                ops[i] = Op::Dispatch(k);
-            }
-            times[i] = seen;
-        }
-    }
-    Ok((ops, times))
-}
-
 /// Time every layer of `net` on `session`'s adapter and fit the cost model, with each layer on the
 /// kernel `policy` gives it (`Tuned`: the fastest of its candidates, timed untiled first).
 pub fn calibrate(
@@ -286,25 +206,17 @@ pub fn calibrate(
     policy: KernelPolicy,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<CostModel> {
-    let m = Measurer::new(session, net)?;
-    let tuned = match policy {
-        KernelPolicy::Tuned => assignments(net)?,
-        _ => Vec::new(),
-    };
-    let choosing = if tuned.len() > 1 {
-        tuned.len() * CHOICE_RUNS
-    } else {
-        0
-    };
-    let configs = calibration_configs(m.planner())?;
-    let mut steps = Steps::new(choosing + configs.len() * RUNS + 2, progress);
-    steps.step("preparing");
     let (ops, times) = match policy {
-        KernelPolicy::Tuned if tuned.len() > 1 => choose_kernels(&m, &tuned, &mut steps)?,
+        KernelPolicy::Tuned => {
+            let choice = tuned_kernels(session, net, progress)?;
+            (choice.ops(net)?, choice.times())
+        }
         _ => (policy.ops(net)?, vec![Vec::new(); net.layers.len()]),
     };
-    let m = m.with_ops(ops.clone())?;
+    let m = Measurer::new(session, net)?.with_ops(ops.clone())?;
     let configs = calibration_configs(m.planner())?;
+    let mut steps = Steps::new(configs.len() * RUNS + 2, progress);
+    steps.step("preparing");
     let measured = time_configs(&m, &configs, &mut steps)?;
     let samples = layer_points(net, &configs, &measured)?;
     // The gap between passes: the median over the coarsest configuration's groups.

@@ -4,10 +4,12 @@
 
 pub mod cache;
 pub mod calibrate;
+pub mod choice;
 pub mod measure;
 
 pub use cache::{CalibrationSource, load_or_calibrate};
 pub use calibrate::{adapter_id, calibrate, calibration_key};
+pub use choice::{KernelChoice, tuned_kernels};
 pub use measure::{Measured, Measurer, Trial, in_turns, median};
 
 use crate::error::Result;
@@ -17,7 +19,8 @@ use crate::network::Network;
 /// How each layer's kernel is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KernelPolicy {
-    /// The fastest of the layer's candidates, measured on the adapter when calibrating.
+    /// The fastest of the layer's candidates, measured on the adapter (once, then cached:
+    /// [`choice`]).
     #[default]
     Tuned,
     /// The first kernel of [`kernel::REGISTRY`] that supports the layer.
@@ -36,12 +39,37 @@ impl KernelPolicy {
         }
     }
 
+    /// `tuned`, `default`, or a kernel's name (pinned).
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "tuned" => KernelPolicy::Tuned,
+            "default" => KernelPolicy::Default,
+            name => KernelPolicy::Pinned(kernel::named(name).map_err(|e| {
+                crate::error::Error::Usage(format!("{e}; or `tuned`, or `default`"))
+            })?),
+        })
+    }
+
     /// The ops of `net` this policy gives without measuring (`Tuned`: the defaults, before a
-    /// calibration chooses).
+    /// choice is measured).
     pub fn ops(&self, net: &Network) -> Result<Vec<Op>> {
         match self {
             KernelPolicy::Pinned(k) => kernel::pinned(net, *k),
             _ => kernel::select_all(net),
+        }
+    }
+
+    /// The ops of `net` on `session`'s adapter: `Tuned` reads the cached choice of the fastest
+    /// kernels, or measures it now (reported through `progress`).
+    pub fn resolve(
+        &self,
+        session: &crate::Session,
+        net: &Network,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Vec<Op>> {
+        match self {
+            KernelPolicy::Tuned => tuned_kernels(session, net, progress)?.ops(net),
+            _ => self.ops(net),
         }
     }
 }

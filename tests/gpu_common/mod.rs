@@ -137,6 +137,65 @@ pub fn assignments(net: &Network) -> Vec<(String, Vec<Op>)> {
     out
 }
 
+/// A kernel per layer, each drawn from the layer's candidates by `pick(n)` (an index below `n`).
+pub fn random_ops(net: &Network, pick: &mut dyn FnMut(usize) -> usize) -> Vec<Op> {
+    (0..net.layers.len())
+        .map(|i| {
+            let c = mafat::kernel::candidates(net, i);
+            match c.len() {
+                0 => mafat::kernel::select(net, i).unwrap(),
+                n => Op::Dispatch(c[pick(n)]),
+            }
+        })
+        .collect()
+}
+
+/// Whether every layer of `ops` whose kernel reorders the arithmetic
+/// ([`mafat::kernel::Kernel::reference_order`] false) is exact on these weights and input: it reads
+/// only integers (by the CPU reference) and its weights are integer multiples of the kernel's
+/// [`mafat::kernel::Kernel::exact_weight_multiple`]; true when no layer's kernel reorders.
+pub fn reordering_sees_integers(net: &Network, weights: &Weights, x: &Tensor, ops: &[Op]) -> bool {
+    let mut keep = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let Some(k) = op.kernel().filter(|k| !k.reference_order()) else {
+            continue;
+        };
+        let m = k.exact_weight_multiple() as f32;
+        if weights
+            .conv(i)
+            .weights
+            .iter()
+            .any(|w| (w / m).fract() != 0.0)
+        {
+            return false;
+        }
+        match net.sources(i)[0] {
+            mafat::network::Source::Layer(l) => keep.push(l),
+            mafat::network::Source::Input => {
+                if x.data.iter().any(|v| v.fract() != 0.0) {
+                    return false;
+                }
+            }
+        }
+    }
+    keep.is_empty()
+        || mafat::reference::forward(net, weights, x, &keep)
+            .unwrap()
+            .iter()
+            .all(|t| t.data.iter().all(|v| v.fract() == 0.0))
+}
+
+/// `weights` with every conv weight (not the biases) multiplied by `by`.
+pub fn scaled_weights(weights: &Weights, by: f32) -> Weights {
+    let mut w = weights.clone();
+    for p in w.layers.iter_mut().flatten() {
+        for v in p.weights.iter_mut() {
+            *v *= by;
+        }
+    }
+    w
+}
+
 /// Same bits everywhere (−0 and +0 differ; NaNs must match bit for bit too).
 pub fn assert_bit_exact(what: &str, gpu: &Tensor, cpu: &Tensor) {
     assert_eq!(gpu.shape, cpu.shape, "{what}");
@@ -156,6 +215,19 @@ pub fn assert_bit_exact(what: &str, gpu: &Tensor, cpu: &Tensor) {
             );
         }
     }
+}
+
+/// Largest |gpu − cpu| over the largest |cpu| (the output's absmax): the measure a kernel that
+/// reorders the arithmetic is held to.
+pub fn max_diff_over_absmax(gpu: &Tensor, cpu: &Tensor) -> f32 {
+    assert_eq!(gpu.data.len(), cpu.data.len(), "element counts");
+    let absmax = cpu.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let diff = gpu
+        .data
+        .iter()
+        .zip(&cpu.data)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    if absmax == 0.0 { diff } else { diff / absmax }
 }
 
 /// Largest |gpu − cpu| / max(1, |cpu|).

@@ -66,30 +66,38 @@ impl CalibrationArgs {
     }
 }
 
-/// `--kernel NAME`.
+/// `--kernel tuned|default|NAME`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct KernelArgs {
-    /// Run every layer this kernel supports on it (the others on their default); without it the
-    /// search uses the fastest kernel per layer measured on the adapter, and a given --groups
-    /// config the default kernels. `mafat layers --json` names each layer's candidates.
+    /// Each layer's kernel: `tuned` (the default: the fastest of its candidates, measured once on
+    /// the adapter and cached), `default` (the registry's first, nothing measured), or a kernel's
+    /// name, pinned on every layer it supports (the others on their default). `mafat layers
+    /// --json` names each layer's candidates.
     #[arg(long)]
     pub kernel: Option<String>,
 }
 
 impl KernelArgs {
-    /// How the search chooses kernels.
+    /// The policy (`tuned` when not given).
     pub fn policy(&self) -> Result<mafat::tune::KernelPolicy> {
-        Ok(match &self.kernel {
-            Some(name) => mafat::tune::KernelPolicy::Pinned(mafat::kernel::named(name)?),
-            None => mafat::tune::KernelPolicy::Tuned,
-        })
+        match &self.kernel {
+            Some(s) => mafat::tune::KernelPolicy::parse(s),
+            None => Ok(mafat::tune::KernelPolicy::Tuned),
+        }
     }
 
-    /// The kernels of a run that is not searched: the pinned one where it applies, else the
-    /// defaults.
-    pub fn ops(&self, net: &Network) -> Result<Vec<mafat::kernel::Op>> {
+    /// The kernels of a run that is not searched (measuring the tuned choice when it is not cached
+    /// yet, with a progress bar).
+    pub fn ops(&self, session: &Session, net: &Network) -> Result<Vec<mafat::kernel::Op>> {
+        let mut progress = crate::progress::calibration(net, session);
+        self.policy()?.resolve(session, net, &mut progress)
+    }
+
+    /// The kernels where memory matters most (`--min-budget`): as given, else the defaults (no
+    /// workspace, the smallest weights).
+    pub fn lean_ops(&self, session: &Session, net: &Network) -> Result<Vec<mafat::kernel::Op>> {
         match &self.kernel {
-            Some(name) => mafat::kernel::pinned(net, mafat::kernel::named(name)?),
+            Some(_) => self.ops(session, net),
             None => mafat::kernel::select_all(net),
         }
     }

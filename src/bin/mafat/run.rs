@@ -229,6 +229,34 @@ struct Chosen {
     planned_by: Option<String>,
 }
 
+/// The kernels of a given configuration: `--kernel` as given; without it the tuned kernels, unless
+/// they need more than the budget where the registry's defaults (no workspace, the smallest
+/// weights) fit it, as the search does.
+fn given_ops(
+    session: &Session,
+    net: &Network,
+    a: &Args,
+    config: &Config,
+    residency: Residency,
+    budget: Option<u64>,
+) -> Result<Vec<mafat::kernel::Op>> {
+    let ops = a.kernels.ops(session, net)?;
+    let (Some(budget), None) = (budget, &a.kernels.kernel) else {
+        return Ok(ops);
+    };
+    let peak = |ops: Vec<mafat::kernel::Op>| -> Result<u64> {
+        Ok(Planner::with_ops(net, &session.limits(), ops)?
+            .plan(config, a.mode, residency)?
+            .peak_bytes())
+    };
+    let defaults = mafat::kernel::select_all(net)?;
+    if ops != defaults && peak(ops.clone())? > budget && peak(defaults.clone())? <= budget {
+        log::info!("the tuned kernels need more than the budget for {config}: the default kernels");
+        return Ok(defaults);
+    }
+    Ok(ops)
+}
+
 fn resolve_choice(
     session: &Session,
     net: &Network,
@@ -238,9 +266,9 @@ fn resolve_choice(
 ) -> Result<Chosen> {
     Ok(match choose {
         ConfigChoice::Given(config, residency) => Chosen {
+            ops: given_ops(session, net, a, &config, residency, budget)?,
             config,
             residency,
-            ops: a.kernels.ops(net)?,
             budget,
             predicted_ms: None,
             planned_by: None,
@@ -379,6 +407,8 @@ struct GpuReport {
     files: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_abs_diff_cpu: Option<f32>,
+    /// `max_abs_diff_cpu` over the CPU output's absmax.
+    max_diff_cpu_over_absmax: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bit_exact_untiled: Option<Option<bool>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -462,6 +492,7 @@ fn run_gpu(
         outputs: output_shapes(net, &last.outputs),
         files,
         max_abs_diff_cpu: verification.as_ref().map(|v| v.max_abs_diff_cpu),
+        max_diff_cpu_over_absmax: verification.as_ref().map(|v| v.max_diff_cpu_over_absmax),
         bit_exact_untiled,
         untiled_error,
         input_text: net.input.to_string(),
@@ -511,7 +542,11 @@ impl Report for GpuReport {
             let _ = writeln!(s, "  predicted latency {p:.1} ms ({by})");
         }
         if let Some(d) = self.max_abs_diff_cpu {
-            let _ = writeln!(s, "  max |GPU − CPU reference| = {d:e}");
+            let _ = write!(s, "  max |GPU − CPU reference| = {d:e}");
+            if let Some(r) = self.max_diff_cpu_over_absmax {
+                let _ = write!(s, " ({r:e} of the output's absmax)");
+            }
+            s.push('\n');
         }
         match (&self.bit_exact_untiled, &self.untiled_error) {
             (Some(Some(true)), _) => s.push_str("  bit-exact with the untiled run: yes\n"),

@@ -116,7 +116,8 @@ pub fn main(a: Args) -> Result<()> {
         check_writable(p)?;
     }
     let session = a.device.session()?;
-    let planner = mafat::plan::Planner::with_ops(&net, &session.limits(), a.kernels.ops(&net)?)?;
+    let planner =
+        mafat::plan::Planner::with_ops(&net, &session.limits(), a.kernels.ops(&session, &net)?)?;
     let (min, min_config, min_residency) = min_peak(&planner)?;
     let untiled = planner
         .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)?
