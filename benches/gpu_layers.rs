@@ -1,7 +1,8 @@
 //! `cargo bench --bench gpu_layers [-- SIZE] [--model NAME] [--kernel NAME]...`: per-layer GPU
 //! time and GFLOP/s of a model (default yolov2-16) on the current adapter (GPU timestamps where the
 //! adapter has them), median over runs taken in turns, for the default kernels and each kernel named
-//! (pinned on every layer it supports), plus the whole network in naive mode. SIZE defaults to 608
+//! (pinned on every layer it supports; `tuned`: the fastest per layer measured on the adapter), plus
+//! the whole network in naive mode. SIZE defaults to 608
 //! (e.g. `-- 160`).
 
 use mafat::gpu::Timing;
@@ -39,11 +40,12 @@ fn main() -> mafat::Result<()> {
         select_all(&net)?,
     )];
     for name in &pins {
-        cases.push((
-            format!("on {name}"),
-            Mode::Layerwise,
-            pinned(&net, named(name)?)?,
-        ));
+        let ops = match name.as_str() {
+            // The fastest kernel per layer measured on this adapter (cached, else measured now).
+            "tuned" => mafat::tune::KernelPolicy::Tuned.resolve(&session, &net, &mut |_| {})?,
+            _ => pinned(&net, named(name)?)?,
+        };
+        cases.push((format!("on {name}"), Mode::Layerwise, ops));
     }
     cases.push(("default kernels".into(), Mode::Naive, select_all(&net)?));
     // Every case prepared at once and run in turns (one run of each per round), so that the

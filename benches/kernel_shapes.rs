@@ -113,13 +113,24 @@ fn main() -> mafat::Result<()> {
         let weights = WeightSource::Random(1).load(&one)?;
         let x = InputSource::Random(1).load(one.input)?;
         let mut prepared = Vec::new();
+        let mut kept = Vec::new();
         for &k in &kernels {
-            let planner = Planner::with_ops(&one, &session.limits(), vec![Op::Dispatch(k)])?;
-            let plan = planner.plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)?;
+            let plan = Planner::with_ops(&one, &session.limits(), vec![Op::Dispatch(k)])
+                .and_then(|p| p.plan(&Config::untiled(), Mode::Layerwise, Residency::Resident));
+            let plan = match plan {
+                Ok(plan) => plan,
+                Err(e @ mafat::Error::DeviceLimit(_)) => {
+                    println!("  ({} skipped: {e})", k.name());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let ex = session.prepare(&one, &weights, plan, None)?;
             ex.run(&x)?; // compiles the shaders
             prepared.push(ex);
+            kept.push(k);
         }
+        let kernels = kept;
         let mut times = vec![Vec::new(); prepared.len()];
         for _ in 0..runs {
             for (t, ex) in times.iter_mut().zip(&prepared) {

@@ -28,9 +28,10 @@
 //! ([`Kernel::input_region`]), so fused groups trace (and hold) every cell a tile reads.
 //!
 //! **Bands** are as many tile rows as keep the two workspace buffers within
-//! max([`MIN_WORKSPACE`], half the bytes of the output region), but at least 8 blocks of tiles (a
-//! product dispatch with fewer leaves SIMD lanes idle): the memory plan counts them, and a tighter
-//! budget tiles the layer, which shrinks them.
+//! max([`MIN_WORKSPACE`], half the bytes of the output region, a quarter of the transformed
+//! weights' — deep layers on small maps are all weights, and one band fills the SIMD lanes best),
+//! but at least 8 blocks of tiles (a product dispatch with fewer leaves SIMD lanes idle): the memory
+//! plan counts them, and a tighter budget tiles the layer, which shrinks them.
 //!
 //! **Exactness.** F(2×2)'s G has entries 0, ±½, 1 and its Bᵀ, Aᵀ entries 0, ±1, so on small
 //! integers every transform and product is exact and the result equals the direct convolution's bit
@@ -201,7 +202,9 @@ impl Bands {
         let (cin, nq) = (l.input.c as u32, l.output.c.div_ceil(4) as u32);
         let per_row = 4 * k.positions() as u64 * txp as u64 * (cin as u64 + 4 * nq as u64);
         let out_bytes = 4 * w.region.len(l.output.c) as u64;
-        let cap = MIN_WORKSPACE.max(out_bytes / 2);
+        let cap = MIN_WORKSPACE
+            .max(out_bytes / 2)
+            .max(k.weight_bytes(w.net, w.layer) / 4);
         let tiles = k.blocking.tiles;
         let least = (8 * tiles as u64).div_ceil(txp as u64);
         let rows = (cap / per_row).max(least).clamp(1, ty as u64) as u32;

@@ -77,6 +77,11 @@ pub static REGISTRY: &[&dyn Kernel] = &[
     &copy::Copy,
 ];
 
+/// Revision of the kernels' host side (dispatch geometry, bands, weight layouts): bump it when
+/// that changes without a shader changing, so that cached calibrations and kernel choices, keyed
+/// by it and by the kernels' WGSL, are measured again.
+pub const REVISION: u32 = 1;
+
 /// The WGSL every kernel is prefixed with: the [`Params`] block, activations, `mexp`.
 pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 

@@ -44,7 +44,16 @@ impl<'n> Planner<'n> {
             let head = kernel::is_cpu_head(&net.layers[i].kind);
             match op {
                 Op::CpuHead if head => {}
-                Op::Dispatch(k) if !head && k.supports(net, i) => {}
+                Op::Dispatch(k) if !head && k.supports(net, i) => {
+                    let bytes = k.weight_bytes(net, i);
+                    if bytes > limits.max_storage_buffer_binding_size {
+                        return Err(Error::DeviceLimit(format!(
+                            "layer {i}'s weights as {} take {bytes} bytes, past the adapter's max_storage_buffer_binding_size of {}; run it on another kernel (--kernel)",
+                            k.name(),
+                            limits.max_storage_buffer_binding_size
+                        )));
+                    }
+                }
                 _ => {
                     return Err(Error::Unsupported(format!(
                         "layer {i} ([{}]) cannot run on {}",

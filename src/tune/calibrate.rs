@@ -62,8 +62,23 @@ pub fn calibration_key(ctx: &GpuContext, net: &Network, policy: KernelPolicy) ->
         input: [net.input.c, net.input.h, net.input.w],
         network_hash: network_hash(net),
         mafat: env!("CARGO_PKG_VERSION").into(),
-        kernels: format!("{}; {caps}; {}", policy.describe(), registry.join(",")),
+        kernels: format!(
+            "{}; {caps}; {}; {:016x}",
+            policy.describe(),
+            registry.join(","),
+            kernels_fingerprint(ctx.shader_caps())
+        ),
     }
+}
+
+/// A hash of every kernel's WGSL for `caps` and of [`kernel::REVISION`]: a calibration or kernel
+/// choice made with other kernels is stale.
+pub fn kernels_fingerprint(caps: kernel::ShaderCaps) -> u64 {
+    let mut text = format!("revision {}\n", kernel::REVISION);
+    for &k in kernel::REGISTRY {
+        text.push_str(&kernel::KernelRef(k).source(caps));
+    }
+    crate::plan::cost::fnv1a(&text)
 }
 
 /// The largest square grid up to `g` a layer's output map can be cut into.

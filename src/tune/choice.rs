@@ -80,10 +80,15 @@ impl KernelChoice {
 }
 
 /// The kernel assignments timed: assignment `v` runs each layer on its `v`-th candidate (its last
-/// when it has fewer). One assignment when no layer has a choice.
-pub fn assignments(net: &Network) -> Result<Vec<Vec<Op>>> {
+/// when it has fewer) — the kernels that support the layer and whose weights fit one binding of
+/// the adapter (`max_binding` bytes). One assignment when no layer has a choice.
+pub fn assignments(net: &Network, max_binding: u64) -> Result<Vec<Vec<Op>>> {
     let cands: Vec<Vec<KernelRef>> = (0..net.layers.len())
-        .map(|i| kernel::candidates(net, i))
+        .map(|i| {
+            let mut c = kernel::candidates(net, i);
+            c.retain(|k| k.weight_bytes(net, i) <= max_binding);
+            c
+        })
         .collect();
     let most = cands.iter().map(Vec::len).max().unwrap_or(0);
     if most <= 1 {
@@ -109,7 +114,7 @@ pub fn measure_choice(
     net: &Network,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<KernelChoice> {
-    let all = assignments(net)?;
+    let all = assignments(net, session.limits().max_storage_buffer_binding_size)?;
     let mut steps = Steps::new(all.len() * CHOICE_RUNS + 1, progress);
     steps.step("choosing kernels: preparing");
     let m = Measurer::new(session, net)?;
