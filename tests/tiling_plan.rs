@@ -331,3 +331,33 @@ fn min_peak_of_yolov2_16_beats_every_sampled_config() {
         }
     }
 }
+
+/// A kernel whose weights would not fit one storage binding is refused for that layer, and is not
+/// a candidate when kernels are chosen: yolov2's layer 29 (1280 → 1024, 3x3) transformed for
+/// Winograd F(4x4) is 36 · 1280 · 1024 · 4 bytes, past 128 MiB.
+#[test]
+fn kernels_whose_weights_pass_the_binding_limit_are_refused() {
+    let net = model::load("yolov2", Some((608, 608))).unwrap();
+    let f4 = mafat::kernel::named("conv2d_winograd4").unwrap();
+    let max = limits().max_storage_buffer_binding_size;
+    assert!(f4.weight_bytes(&net, 29) > max);
+    let ops = mafat::kernel::pinned(&net, f4).unwrap();
+    let e = Planner::with_ops(&net, &limits(), ops)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    let first = (0..net.layers.len())
+        .find(|&i| f4.supports(&net, i) && f4.weight_bytes(&net, i) > max)
+        .unwrap();
+    assert!(
+        e.contains(&format!("layer {first}'s weights as conv2d_winograd4 take")),
+        "{e}"
+    );
+    assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
+    let all = mafat::tune::choice::assignments(&net, max).unwrap();
+    for a in &all {
+        Planner::with_ops(&net, &limits(), a.clone()).unwrap();
+        assert_ne!(a[29], mafat::kernel::Op::Dispatch(f4));
+    }
+    assert!(all.iter().any(|a| a[2] == mafat::kernel::Op::Dispatch(f4)));
+}
