@@ -385,3 +385,54 @@ fn a_calibration_survives_its_json_exactly() {
     let back: CostModel = serde_json::from_str(&serde_json::to_string(&cost).unwrap()).unwrap();
     assert_eq!(back, cost);
 }
+
+/// Moving a layer to another kernel rescales its measured points in time (by the two kernels'
+/// untiled times) and in size (kernels count work in their own units): the untiled dispatch on the
+/// new kernel is predicted at exactly its measured untiled time.
+#[test]
+fn cost_model_for_other_kernels_predicts_their_untiled_times() {
+    use mafat::kernel::{Op, Work, named};
+    use mafat::plan::cost::KernelTime;
+    let net = model::load("yolov2-16", Some((96, 96))).unwrap();
+    let mut r = Lcg(3);
+    let mut cost = synthetic_cost(&net, &mut r);
+    let (wino, direct) = (named("conv2d_winograd4").unwrap(), named("conv2d").unwrap());
+    let untiled_inv = |k: mafat::kernel::KernelRef| -> f64 {
+        Work::untiled(&net, 2, k)
+            .iter()
+            .map(|w| k.invocations(w) as f64)
+            .sum()
+    };
+    // Layer 2 measured on Winograd: points through its untiled size; both kernels timed untiled.
+    let l = &mut cost.layers[2];
+    l.kernel = wino.name().into();
+    let w_inv = untiled_inv(wino);
+    l.points = vec![
+        CostPoint {
+            invocations: w_inv / 16.0,
+            ms: 2.0,
+        },
+        CostPoint {
+            invocations: w_inv,
+            ms: 12.0,
+        },
+    ];
+    l.candidates = vec![
+        KernelTime {
+            kernel: direct.name().into(),
+            ms: 30.0,
+        },
+        KernelTime {
+            kernel: wino.name().into(),
+            ms: 12.0,
+        },
+    ];
+    let mut ops = mafat::kernel::select_all(&net).unwrap();
+    ops[2] = Op::Dispatch(direct);
+    let moved = cost.for_ops(&net, &ops);
+    assert_eq!(moved.layers[2].kernel, "conv2d");
+    let predicted = moved.dispatch_ms(2, untiled_inv(direct));
+    assert!((predicted - 30.0).abs() < 1e-9, "{predicted}");
+    // Layers whose kernel stays keep their points.
+    assert_eq!(moved.layers[0].points, cost.layers[0].points);
+}

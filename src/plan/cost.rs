@@ -214,12 +214,13 @@ impl CostModel {
             .collect())
     }
 
-    /// The model for other kernels on some layers (`ops`): a layer whose kernel changes keeps the
-    /// shape of its measured points, scaled by the two kernels' untiled times when both were
-    /// measured (unchanged otherwise).
-    pub fn for_ops(&self, ops: &[Op]) -> CostModel {
+    /// The model of `net` for other kernels on some layers (`ops`): a layer whose kernel changes
+    /// keeps the shape of its measured points, with times scaled by the two kernels' untiled times
+    /// (when both were measured) and sizes by their untiled working invocations (kernels count
+    /// work in their own units: a Winograd tile, a run of pixels).
+    pub fn for_ops(&self, net: &Network, ops: &[Op]) -> CostModel {
         let mut m = self.clone();
-        for (l, op) in m.layers.iter_mut().zip(ops) {
+        for (i, (l, op)) in m.layers.iter_mut().zip(ops).enumerate() {
             let name = op.name();
             if l.kernel == name {
                 continue;
@@ -230,6 +231,20 @@ impl CostModel {
             {
                 for p in l.points.iter_mut() {
                     p.ms *= to / from;
+                }
+            }
+            let untiled = |k: Option<kernel::KernelRef>| -> f64 {
+                k.map_or(0.0, |k| {
+                    kernel::Work::untiled(net, i, k)
+                        .iter()
+                        .map(|w| k.invocations(w) as f64)
+                        .sum()
+                })
+            };
+            let (from, to) = (untiled(kernel::by_name(&l.kernel)), untiled(op.kernel()));
+            if from > 0.0 && to > 0.0 {
+                for p in l.points.iter_mut() {
+                    p.invocations *= to / from;
                 }
             }
             l.kernel = name.to_string();

@@ -32,7 +32,7 @@ use crate::tune::{KernelPolicy, Progress, Steps};
 pub const GRIDS: [usize; 6] = [1, 2, 3, 4, 6, 8];
 
 /// Rounds of timed runs (after one warm-up run), of which the median is kept.
-pub const RUNS: usize = 5;
+pub const RUNS: usize = 3;
 
 /// The adapter of `ctx` as plans and calibrations record it.
 pub fn adapter_id(ctx: &GpuContext) -> crate::plan::file::AdapterId {
