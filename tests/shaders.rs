@@ -7,7 +7,10 @@ fn variants() -> Vec<(KernelRef, ShaderCaps, String)> {
     let mut v = Vec::new();
     for &k in REGISTRY {
         for subgroups in [false, true] {
-            let caps = ShaderCaps { subgroups };
+            let caps = ShaderCaps {
+                subgroups,
+                fast_workgroup_memory: true,
+            };
             let k = KernelRef(k);
             v.push((k, caps, k.source(caps)));
         }

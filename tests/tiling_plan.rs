@@ -354,10 +354,23 @@ fn kernels_whose_weights_pass_the_binding_limit_are_refused() {
         "{e}"
     );
     assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
-    let all = mafat::tune::choice::assignments(&net, max).unwrap();
+    let caps = mafat::kernel::ShaderCaps {
+        subgroups: true,
+        fast_workgroup_memory: true,
+    };
+    let all = mafat::tune::choice::assignments(&net, max, caps).unwrap();
     for a in &all {
         Planner::with_ops(&net, &limits(), a.clone()).unwrap();
         assert_ne!(a[29], mafat::kernel::Op::Dispatch(f4));
     }
     assert!(all.iter().any(|a| a[2] == mafat::kernel::Op::Dispatch(f4)));
+    // A kernel built around workgroup memory is a candidate only where that memory is fast.
+    let gemm = mafat::kernel::Op::Dispatch(mafat::kernel::named("conv2d_gemm").unwrap());
+    assert!(all.iter().any(|a| a[2] == gemm));
+    let cpu = mafat::kernel::ShaderCaps {
+        fast_workgroup_memory: false,
+        ..caps
+    };
+    let all = mafat::tune::choice::assignments(&net, max, cpu).unwrap();
+    assert!(all.iter().all(|a| a[2] != gemm));
 }

@@ -187,6 +187,7 @@ impl GpuContext {
     pub fn shader_caps(&self) -> ShaderCaps {
         ShaderCaps {
             subgroups: self.subgroups,
+            fast_workgroup_memory: self.info.device_type != wgpu::DeviceType::Cpu,
         }
     }
 

@@ -14,6 +14,7 @@
 mod avgpool;
 pub mod conv2d;
 mod conv2d_1x1;
+mod conv2d_gemm;
 mod conv2d_grouped;
 pub mod conv2d_winograd;
 mod copy;
@@ -49,6 +50,7 @@ pub static REGISTRY: &[&dyn Kernel] = &[
             pixels: 8,
         },
     },
+    &conv2d_gemm::Conv2dGemm,
     &conv2d_1x1::Conv1x1 {
         name: "conv2d_1x1",
         blocking: conv2d::Blocking {
@@ -98,6 +100,9 @@ pub const MIN_SUBGROUP_LANES: u32 = conv2d::MAX_QUADS as u32;
 pub struct ShaderCaps {
     /// Subgroup operations with subgroups of at least 8 lanes.
     pub subgroups: bool,
+    /// Workgroup memory is faster than storage buffers (a GPU; not a CPU rasterizer such as
+    /// lavapipe, where it costs the same and barriers switch coroutines).
+    pub fast_workgroup_memory: bool,
 }
 
 /// Pipeline-overridable constants by name (see [`Kernel::constants`]).
@@ -337,6 +342,13 @@ pub trait Kernel: Send + Sync + 'static {
     /// bytes).
     fn pack_weights(&self, _net: &Network, _layer: usize, _p: &ConvParams) -> Vec<u8> {
         Vec::new()
+    }
+
+    /// Whether it is worth measuring on an adapter with `caps` (a kernel built around workgroup
+    /// memory is not, where that memory is no faster than storage): the others are not
+    /// candidates when kernels are chosen there (they can still be pinned).
+    fn suits(&self, _caps: ShaderCaps) -> bool {
+        true
     }
 
     /// Whether it sums in the CPU reference's order, so that it equals the reference bit for bit

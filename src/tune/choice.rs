@@ -5,7 +5,7 @@
 //! The choice is per layer, never per tile: tiled and untiled runs do the same arithmetic.
 
 use crate::error::{Error, Result};
-use crate::kernel::{self, KernelRef, Op};
+use crate::kernel::{self, KernelRef, Op, ShaderCaps};
 use crate::network::Network;
 use crate::plan::cost::{CalibrationKey, KernelTime};
 use crate::plan::{Config, Mode, Residency};
@@ -80,13 +80,14 @@ impl KernelChoice {
 }
 
 /// The kernel assignments timed: assignment `v` runs each layer on its `v`-th candidate (its last
-/// when it has fewer) — the kernels that support the layer and whose weights fit one binding of
-/// the adapter (`max_binding` bytes). One assignment when no layer has a choice.
-pub fn assignments(net: &Network, max_binding: u64) -> Result<Vec<Vec<Op>>> {
+/// when it has fewer) — the kernels that support the layer, suit an adapter with `caps` and whose
+/// weights fit one binding of the adapter (`max_binding` bytes). One assignment when no layer has a
+/// choice.
+pub fn assignments(net: &Network, max_binding: u64, caps: ShaderCaps) -> Result<Vec<Vec<Op>>> {
     let cands: Vec<Vec<KernelRef>> = (0..net.layers.len())
         .map(|i| {
             let mut c = kernel::candidates(net, i);
-            c.retain(|k| k.weight_bytes(net, i) <= max_binding);
+            c.retain(|k| k.suits(caps) && k.weight_bytes(net, i) <= max_binding);
             c
         })
         .collect();
@@ -114,7 +115,11 @@ pub fn measure_choice(
     net: &Network,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<KernelChoice> {
-    let all = assignments(net, session.limits().max_storage_buffer_binding_size)?;
+    let all = assignments(
+        net,
+        session.limits().max_storage_buffer_binding_size,
+        session.context().shader_caps(),
+    )?;
     let mut steps = Steps::new(all.len() * CHOICE_RUNS + 1, progress);
     steps.step("choosing kernels: preparing");
     let m = Measurer::new(session, net)?;
