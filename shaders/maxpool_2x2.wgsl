@@ -31,25 +31,36 @@ fn pool(r0a: vec4<f32>, r0b: vec4<f32>, r1a: vec4<f32>, r1b: vec4<f32>, ix: i32,
     return m;
 }
 
-@compute @workgroup_size(16, 4, 1)
-fn aligned(@builtin(global_invocation_id) gid: vec3<u32>) {
+// The run of 4 outputs of invocation `gid`: its first column in the region, how many of the 4
+// are in it, its output row and column in the map, and the input element of its first cell.
+struct Run { j: u32, n: u32, oy: i32, ox: i32, e: u32 }
+
+fn run_of(gid: vec3<u32>) -> Run {
     let j = gid.x * 4u;
-    if (j >= p.rw || gid.y >= p.rh) { return; }
-    let c = gid.z;
     let oy = p.ry0 + i32(gid.y);
     let ox = p.rx0 + i32(j);
-    let iy = 2 * oy;
-    let ix = 2 * ox;
-    let e = (c * p.in_h + u32(iy - p.in_y0)) * p.in_w + u32(ix - p.in_x0);
-    let v = e >> 2u;
-    let w = (e + select(0u, p.in_w, iy + 1 < p.map_h)) >> 2u;
-    let m = pool(src[v], src[v + 1u], src[w], src[w + 1u], ix, iy);
-    let o = (p.out_c_off + c) * p.out_h * p.out_w + u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0);
-    let n = min(4u, p.rw - j);
-    if (n == 4u && p.extra0 == 1u) {
+    let e = (gid.z * p.in_h + u32(2 * oy - p.in_y0)) * p.in_w + u32(2 * ox - p.in_x0);
+    return Run(j, min(4u, p.rw - j), oy, ox, e);
+}
+
+// The output element of `r`'s first output, channel `c`.
+fn out_at(r: Run, c: u32) -> u32 {
+    return (p.out_c_off + c) * p.out_h * p.out_w + u32(r.oy - p.out_y0) * p.out_w + u32(r.ox - p.out_x0);
+}
+
+@compute @workgroup_size(16, 4, 1)
+fn aligned(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x * 4u >= p.rw || gid.y >= p.rh) { return; }
+    let r = run_of(gid);
+    let iy = 2 * r.oy;
+    let v = r.e >> 2u;
+    let w = (r.e + select(0u, p.in_w, iy + 1 < p.map_h)) >> 2u;
+    let m = pool(src[v], src[v + 1u], src[w], src[w + 1u], 2 * r.ox, iy);
+    let o = out_at(r, gid.z);
+    if (r.n == 4u && p.extra0 == 1u) {
         dst[o >> 2u] = m;
     } else {
-        for (var k = 0u; k < n; k++) {
+        for (var k = 0u; k < r.n; k++) {
             let q = o + k;
             dst[q >> 2u][q & 3u] = m[k];
         }
@@ -62,14 +73,11 @@ fn cell(e: u32) -> f32 {
 
 @compute @workgroup_size(16, 4, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x * 4u;
-    if (j >= p.rw || gid.y >= p.rh) { return; }
-    let c = gid.z;
-    let oy = p.ry0 + i32(gid.y);
-    let ox = p.rx0 + i32(j);
-    let iy = 2 * oy;
-    let ix = 2 * ox;
-    let e = (c * p.in_h + u32(iy - p.in_y0)) * p.in_w + u32(ix - p.in_x0);
+    if (gid.x * 4u >= p.rw || gid.y >= p.rh) { return; }
+    let r = run_of(gid);
+    let iy = 2 * r.oy;
+    let ix = 2 * r.ox;
+    let e = r.e;
     let f = e + select(0u, p.in_w, iy + 1 < p.map_h);
     // Cells past the binding's row are read clamped to its last cell (and only feed outputs past
     // the region or cells outside the map, which are never taken).
@@ -82,9 +90,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         ix,
         iy,
     );
-    let o = (p.out_c_off + c) * p.out_h * p.out_w + u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0);
-    let n = min(4u, p.rw - j);
-    for (var k = 0u; k < n; k++) {
+    let o = out_at(r, gid.z);
+    for (var k = 0u; k < r.n; k++) {
         let q = o + k;
         dst[q >> 2u][q & 3u] = m[k];
     }

@@ -18,10 +18,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Executor, GpuContext, Pipelines, PoolStats, RunOutput};
-use crate::kernel::Op;
 use crate::model::weights::Weights;
 use crate::network::Network;
-use crate::plan::search::{Choice, MAX_GRID, fastest_with, min_peak_for};
+use crate::plan::search::{Choice, MAX_GRID, fastest_over_kernels, min_peak_for};
 use crate::plan::{Config, CostModel, DeviceLimits, MemoryPlan, Mode, Planner, Residency};
 use crate::tensor::Tensor;
 use crate::tune::{CalibrationSource, KernelPolicy, Progress, load_or_calibrate};
@@ -105,22 +104,6 @@ pub struct BudgetPlan {
     pub calibration: CalibrationSource,
     /// Milliseconds the search took (the calibration excluded).
     pub search_ms: f64,
-}
-
-/// Bytes layer `i` needs on `op` beyond what it needs on `default`: weights, and the workspace of
-/// its untiled run (0 when `op` needs less).
-fn extra_bytes(net: &Network, op: Op, default: Op, i: usize) -> u64 {
-    let need = |op: Op| -> u64 {
-        op.kernel().map_or(0, |k| {
-            let work: u64 = crate::kernel::Work::untiled(net, i, k)
-                .iter()
-                .map(|w| k.workspace(w).iter().sum::<u64>())
-                .max()
-                .unwrap_or(0);
-            k.weight_bytes(net, i) + work
-        })
-    };
-    need(op).saturating_sub(need(default))
 }
 
 /// A run's outputs checked against the CPU reference and the untiled GPU run.
@@ -231,42 +214,17 @@ impl Session {
         }
         let (cost, calibration) =
             load_or_calibrate(self, net, options.kernels, options.calibration, progress)?;
-        // The search runs on the calibrated kernels, then again with the layer whose kernel needs
-        // the most memory beyond its default's (Winograd's transformed weights and workspace) back
-        // on the default, and so on down to the defaults: the fastest pick of any step that fits
-        // wins (a variant faster untiled may tile worse, or leave too little of the budget).
-        let defaults = planner.ops().to_vec();
-        let mut ops = cost.ops(net)?;
+        // The search runs on the calibrated kernels, then layer by layer back to the defaults;
+        // the fastest pick that fits wins.
         let t0 = Instant::now();
-        let mut best: Option<(Vec<Op>, CostModel, Choice)> = None;
-        let mut no_fit: Option<Error> = None;
-        loop {
-            let p = Planner::with_ops(net, &self.limits(), ops.clone())?;
-            let c = cost.for_ops(net, &ops);
-            match fastest_with(&p, budget, &c, options.max_grid, &options.residencies) {
-                Ok(choice) => {
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| choice.predicted_ms < b.2.predicted_ms)
-                    {
-                        best = Some((ops.clone(), c, choice));
-                    }
-                }
-                Err(e @ Error::NoFit { .. }) => no_fit = Some(e),
-                Err(e) => return Err(e),
-            }
-            let extra = |i: usize| extra_bytes(net, ops[i], defaults[i], i);
-            let Some(worst) = (0..ops.len())
-                .filter(|&i| ops[i] != defaults[i])
-                .max_by_key(|&i| extra(i))
-            else {
-                break;
-            };
-            ops[worst] = defaults[worst];
-        }
-        let Some((ops, cost, choice)) = best else {
-            return Err(no_fit.expect("a search ran"));
-        };
+        let (ops, cost, choice) = fastest_over_kernels(
+            &planner,
+            &planner.ops().to_vec(),
+            budget,
+            &cost,
+            options.max_grid,
+            &options.residencies,
+        )?;
         let planner = Planner::with_ops(net, &self.limits(), ops)?;
         let search_ms = t0.elapsed().as_secs_f64() * 1e3;
         let plan = planner.plan(&choice.config, Mode::Layerwise, choice.residency)?;

@@ -1,8 +1,15 @@
 //! The latency-versus-memory sweep: for each budget, mafat's pick and every baseline of the design
-//! notes at its own best fitting configuration, all run on the same kernels and measured.
+//! notes at its own best fitting configuration, measured.
+//!
+//! Kernels: every method chooses them as `mafat run` does — the baselines run a configuration on the
+//! tuned kernels (the fastest per layer on the adapter) or, where those do not fit the budget, on
+//! the registry's defaults (no workspace, the smallest weights), the faster predicted that fits;
+//! mafat's search also walks layer by layer between the two
+//! ([`crate::plan::search::fastest_over_kernels`]).
 //!
 //! Methods (each chooses per budget; a method with nothing that fits records the least it needs):
-//! - **mafat**: [`crate::plan::search::fastest`] — every partition, grid and residency;
+//! - **mafat**: [`crate::plan::search::fastest_over_kernels`] — every partition, grid, residency and
+//!   kernel step;
 //! - **naive**: untiled, every map alive and every weight resident (what Darknet does);
 //! - **layerwise**: untiled with liveness reuse, weights resident or uploaded per layer, the faster
 //!   that fits;
@@ -18,13 +25,15 @@
 //! that picked it.
 
 use crate::error::Result;
+use crate::kernel::{self, Op};
 use crate::network::LayerKind;
 use crate::network::Network;
+use crate::plan::Planner;
 use crate::plan::config::Config;
 use crate::plan::cost::CostModel;
 use crate::plan::geometry::Grid;
 use crate::plan::memory::{Mode, Residency};
-use crate::plan::search::{MAX_GRID, fastest};
+use crate::plan::search::{MAX_GRID, fastest_over_kernels};
 use crate::tune::measure::{Measured, Measurer, Trial, in_turns, quantile};
 use crate::tune::{Progress, Steps};
 use serde::Serialize;
@@ -41,8 +50,15 @@ struct Pick {
     config: Config,
     mode: Mode,
     residency: Residency,
+    ops: Vec<Op>,
     peak_bytes: u64,
     predicted_ms: f64,
+}
+
+/// A set of kernels the baselines run on: a planner on them and the cost model for them.
+struct KernelSet<'n> {
+    planner: Planner<'n>,
+    cost: CostModel,
 }
 
 /// One (budget, method) cell of the sweep.
@@ -62,6 +78,9 @@ pub struct SweepRow {
     pub mode: String,
     /// Weight residency: `resident` or `per-group`.
     pub residency: String,
+    /// The kernels: `tuned` (the fastest per layer on the adapter), `default` (the registry's
+    /// first), or `tuned with N on default` (mafat's search moved N layers back).
+    pub kernels: String,
     /// The planner's peak device bytes for it.
     pub predicted_peak_bytes: u64,
     /// The buffer pool's peak device bytes while it ran.
@@ -101,28 +120,27 @@ fn fusable_prefix(net: &Network, max: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// Every one-group configuration over `0..end` (grids up to [`MAX_GRID`]) the planner accepts.
-fn one_group(
-    m: &Measurer<'_>,
-    net: &Network,
-    cost: &CostModel,
-    end: usize,
-    residencies: &[Residency],
-) -> Vec<Pick> {
+/// Every one-group configuration over `0..end` (grids up to [`MAX_GRID`]) the planner accepts, on
+/// every kernel set.
+fn one_group(sets: &[KernelSet<'_>], end: usize, residencies: &[Residency]) -> Vec<Pick> {
+    let net = sets[0].planner.net();
     let o = net.layers[end - 1].output;
     let mut v = Vec::new();
     for rows in 1..=MAX_GRID.min(o.h) {
         for cols in 1..=MAX_GRID.min(o.w) {
             let config = Config::single(0, end, Grid { rows, cols });
-            for &residency in residencies {
-                if let Ok(p) = m.planner().plan(&config, Mode::Layerwise, residency) {
-                    v.push(Pick {
-                        predicted_ms: cost.plan_ms(net, &p),
-                        peak_bytes: p.peak_bytes(),
-                        config: config.clone(),
-                        mode: Mode::Layerwise,
-                        residency,
-                    });
+            for set in sets {
+                for &residency in residencies {
+                    if let Ok(p) = set.planner.plan(&config, Mode::Layerwise, residency) {
+                        v.push(Pick {
+                            predicted_ms: set.cost.plan_ms(net, &p),
+                            peak_bytes: p.peak_bytes(),
+                            config: config.clone(),
+                            mode: Mode::Layerwise,
+                            residency,
+                            ops: set.planner.ops().to_vec(),
+                        });
+                    }
                 }
             }
         }
@@ -140,8 +158,7 @@ struct Options {
 
 /// What each method picks for `budget`: `Ok(pick)` or `Err(least bytes the method needs)`.
 fn choose(
-    m: &Measurer<'_>,
-    cost: &CostModel,
+    sets: &[KernelSet<'_>],
     budget: u64,
     method: &str,
     options: &Options,
@@ -159,28 +176,64 @@ fn choose(
             .cloned()
             .ok_or(least(v))
     };
+    let mode_is = |m: Mode, r: Residency| {
+        untiled
+            .iter()
+            .filter(|p| p.mode == m && p.residency == r)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     Ok(match method {
-        "mafat" => match fastest(m.planner(), budget, cost) {
-            Ok(c) => Ok(Pick {
-                config: c.config,
-                mode: Mode::Layerwise,
-                residency: c.residency,
-                peak_bytes: c.peak_bytes,
-                predicted_ms: c.predicted_ms,
-            }),
-            Err(crate::Error::NoFit { minimum, .. }) => Err(minimum),
-            Err(e) => return Err(e),
-        },
+        "mafat" => {
+            let (tuned, defaults) = (&sets[0], sets[1].planner.ops());
+            match fastest_over_kernels(
+                &tuned.planner,
+                defaults,
+                budget,
+                &tuned.cost,
+                MAX_GRID,
+                &Residency::BOTH,
+            ) {
+                Ok((ops, _, c)) => Ok(Pick {
+                    config: c.config,
+                    mode: Mode::Layerwise,
+                    residency: c.residency,
+                    ops,
+                    peak_bytes: c.peak_bytes,
+                    predicted_ms: c.predicted_ms,
+                }),
+                Err(crate::Error::NoFit { minimum, .. }) => Err(minimum),
+                Err(e) => return Err(e),
+            }
+        }
         "ftp" => fastest_of(ftp),
-        "layerwise" => fastest_of(&untiled[..2]),
-        "naive" => fastest_of(&untiled[2..]),
-        // The app heuristic: the fewest tiles that fit (halo is sorted by tile count).
+        "layerwise" => {
+            let mut v = mode_is(Mode::Layerwise, Residency::Resident);
+            v.extend(mode_is(Mode::Layerwise, Residency::PerGroup));
+            fastest_of(&v)
+        }
+        "naive" => fastest_of(&mode_is(Mode::Naive, Residency::Resident)),
+        // The app heuristic: the fewest tiles that fit (halo is sorted by tile count, the tuned
+        // kernels first at each count).
         _ => halo
             .iter()
             .find(|p| p.peak_bytes <= budget)
             .cloned()
             .ok_or(least(halo)),
     })
+}
+
+/// How a pick's kernels relate to the tuned and default sets.
+fn kernels_label(ops: &[Op], sets: &[KernelSet<'_>]) -> String {
+    let (tuned, defaults) = (sets[0].planner.ops(), sets[1].planner.ops());
+    if ops == tuned {
+        return "tuned".into();
+    }
+    if ops == defaults {
+        return "default".into();
+    }
+    let moved = ops.iter().zip(tuned).filter(|(a, b)| a != b).count();
+    format!("tuned with {moved} on default")
 }
 
 /// Run the sweep: every method at every budget, measured with `runs` timed runs per distinct
@@ -195,35 +248,52 @@ pub fn sweep(
 ) -> Result<Vec<SweepRow>> {
     cost.validate(net)?;
     let runs = runs.max(1);
+    let limits = m.planner().limits().clone();
+    let defaults = kernel::select_all(net)?;
+    let sets = [
+        KernelSet {
+            planner: Planner::with_ops(net, &limits, cost.ops(net)?)?,
+            cost: cost.clone(),
+        },
+        KernelSet {
+            planner: Planner::with_ops(net, &limits, defaults.clone())?,
+            cost: cost.for_ops(net, &defaults),
+        },
+    ];
     // mafat reaches the least memory of all methods: if it fits no budget, nothing does.
     if let Some(&most) = budgets.iter().max() {
-        fastest(m.planner(), most, cost)?;
+        fastest_over_kernels(
+            &sets[0].planner,
+            &defaults,
+            most,
+            cost,
+            MAX_GRID,
+            &Residency::BOTH,
+        )?;
     }
     let both = [Residency::Resident, Residency::PerGroup];
-    let ftp = one_group(m, net, cost, ftp_range(net), &both);
-    let mut halo = one_group(
-        m,
-        net,
-        cost,
-        fusable_prefix(net, net.layers.len()),
-        &both[..1],
-    );
+    let ftp = one_group(&sets, ftp_range(net), &both);
+    let mut halo = one_group(&sets, fusable_prefix(net, net.layers.len()), &both[..1]);
     halo.retain(|p| p.config.groups[0].grid.rows == p.config.groups[0].grid.cols);
+    // Stable: at each tile count the tuned kernels stay first.
     halo.sort_by_key(|p| p.config.groups[0].grid.rows);
     let mut untiled = Vec::new();
-    for (mode, residency) in [
-        (Mode::Layerwise, Residency::Resident),
-        (Mode::Layerwise, Residency::PerGroup),
-        (Mode::Naive, Residency::Resident),
-    ] {
-        let p = m.planner().plan(&Config::untiled(), mode, residency)?;
-        untiled.push(Pick {
-            config: Config::untiled(),
-            mode,
-            residency,
-            peak_bytes: p.peak_bytes(),
-            predicted_ms: cost.plan_ms(net, &p),
-        });
+    for set in &sets {
+        for (mode, residency) in [
+            (Mode::Layerwise, Residency::Resident),
+            (Mode::Layerwise, Residency::PerGroup),
+            (Mode::Naive, Residency::Resident),
+        ] {
+            let p = set.planner.plan(&Config::untiled(), mode, residency)?;
+            untiled.push(Pick {
+                config: Config::untiled(),
+                mode,
+                residency,
+                ops: set.planner.ops().to_vec(),
+                peak_bytes: p.peak_bytes(),
+                predicted_ms: set.cost.plan_ms(net, &p),
+            });
+        }
     }
 
     let options = Options { ftp, halo, untiled };
@@ -231,7 +301,7 @@ pub fn sweep(
     let mut cells: Vec<(u64, &str, std::result::Result<Pick, u64>)> = Vec::new();
     for &b in budgets {
         for method in METHODS {
-            cells.push((b, method, choose(m, cost, b, method, &options)?));
+            cells.push((b, method, choose(&sets, b, method, &options)?));
         }
     }
     let mut distinct: Vec<Pick> = Vec::new();
@@ -249,7 +319,8 @@ pub fn sweep(
         .map(|(budget, method, c)| match c {
             Ok(p) => {
                 let k = distinct.iter().position(|d| *d == p).expect("measured");
-                fitting_row(m, budget, method, &p, &measured[k])
+                let label = kernels_label(&p.ops, &sets);
+                fitting_row(m, budget, method, &p, &measured[k], label)
             }
             Err(least) => Ok(missing_row(budget, method, least)),
         })
@@ -263,8 +334,14 @@ fn fitting_row(
     method: &str,
     p: &Pick,
     r: &Measured,
+    kernels: String,
 ) -> Result<SweepRow> {
-    let plan = m.planner().plan(&p.config, p.mode, p.residency)?;
+    let net = m.planner().net();
+    let plan = Planner::with_ops(net, m.planner().limits(), p.ops.clone())?.plan(
+        &p.config,
+        p.mode,
+        p.residency,
+    )?;
     let mut runs = r.runs_ms.clone();
     Ok(SweepRow {
         budget_bytes: budget,
@@ -274,6 +351,7 @@ fn fitting_row(
         config: p.config.to_string(),
         mode: p.mode.as_str().into(),
         residency: p.residency.as_str().into(),
+        kernels,
         predicted_peak_bytes: p.peak_bytes,
         measured_peak_bytes: r.peak_bytes,
         predicted_ms: p.predicted_ms,
@@ -281,7 +359,7 @@ fn fitting_row(
         latency_q1_ms: quantile(&mut runs, 0.25),
         latency_q3_ms: quantile(&mut runs, 0.75),
         runs: runs.len(),
-        mac_ratio: plan.mac_ratio(m.planner().net()),
+        mac_ratio: plan.mac_ratio(net),
     })
 }
 
@@ -295,6 +373,7 @@ fn missing_row(budget: u64, method: &str, least: u64) -> SweepRow {
         config: String::new(),
         mode: String::new(),
         residency: String::new(),
+        kernels: String::new(),
         predicted_peak_bytes: 0,
         measured_peak_bytes: 0,
         predicted_ms: f64::NAN,
@@ -330,7 +409,7 @@ fn measure_all(
         let mut trials = Vec::with_capacity(batch.len());
         for &k in &batch {
             let p = &picks[k];
-            trials.push(m.prepare(&p.config, p.mode, p.residency)?);
+            trials.push(m.prepare_ops(&p.ops, &p.config, p.mode, p.residency)?);
         }
         in_turns(&mut trials, runs, &mut |t, round| {
             steps.step(&format!("round {}/{runs}: {}", round + 1, t.label));

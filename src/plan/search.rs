@@ -395,6 +395,72 @@ pub fn fastest(p: &Planner<'_>, budget: u64, cost: &CostModel) -> Result<Choice>
     fastest_with(p, budget, cost, MAX_GRID, &Residency::BOTH)
 }
 
+/// A pick of [`fastest_over_kernels`]: the kernels, the cost model for them, the choice.
+pub type KernelPick = (Vec<Op>, CostModel, Choice);
+
+/// The fastest configuration that fits `budget` over kernel assignments: `cost`'s own kernels (the
+/// tuned ones), then, step by step, the layer whose kernel needs the most memory beyond its entry in
+/// `defaults` (transformed weights, workspace) back on its default, down to `defaults`; the fastest
+/// predicted pick of any step that fits (a kernel faster untiled may tile worse, or leave too little
+/// of the budget for the rest). When no step fits, the last step's error (the defaults' minimum).
+pub fn fastest_over_kernels(
+    p: &Planner<'_>,
+    defaults: &[Op],
+    budget: u64,
+    cost: &CostModel,
+    max_grid: usize,
+    residencies: &[Residency],
+) -> Result<KernelPick> {
+    let net = p.net();
+    let mut ops = cost.ops(net)?;
+    let mut best: Option<KernelPick> = None;
+    let mut no_fit: Option<Error> = None;
+    loop {
+        let planner = Planner::with_ops(net, p.limits(), ops.clone())?;
+        let c = cost.for_ops(net, &ops);
+        match fastest_with(&planner, budget, &c, max_grid, residencies) {
+            Ok(choice) => {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| choice.predicted_ms < b.2.predicted_ms)
+                {
+                    best = Some((ops.clone(), c, choice));
+                }
+            }
+            Err(e @ Error::NoFit { .. }) => no_fit = Some(e),
+            Err(e) => return Err(e),
+        }
+        let Some(worst) = (0..ops.len())
+            .filter(|&i| ops[i] != defaults[i])
+            .max_by_key(|&i| extra_bytes(p, ops[i], defaults[i], i))
+        else {
+            break;
+        };
+        ops[worst] = defaults[worst];
+    }
+    match best {
+        Some(b) => Ok(b),
+        None => Err(no_fit.expect("a search ran")),
+    }
+}
+
+/// Bytes layer `i` needs on `op` beyond what it needs on `default`: weights, and the workspace of
+/// its untiled run (0 when `op` needs less).
+fn extra_bytes(p: &Planner<'_>, op: Op, default: Op, i: usize) -> u64 {
+    let net = p.net();
+    let need = |op: Op| -> u64 {
+        op.kernel().map_or(0, |k| {
+            let work: u64 = crate::kernel::Work::untiled(net, i, k)
+                .iter()
+                .map(|w| k.workspace(w).iter().sum::<u64>())
+                .max()
+                .unwrap_or(0);
+            k.weight_bytes(net, i) + work
+        })
+    };
+    need(op).saturating_sub(need(default))
+}
+
 /// [`fastest`] with grids up to `max_grid` per side and the given residencies only.
 ///
 /// Exact for chains: a plan's peak is `constant + max_g footprint(g) + Σ_g additive(g)` and its

@@ -71,6 +71,14 @@ pub fn calibration_key(ctx: &GpuContext, net: &Network, policy: KernelPolicy) ->
     }
 }
 
+/// How runs on `ctx` are timed: `gpu-timestamps` or `wall-clock`.
+pub fn timing_label(ctx: &GpuContext) -> &'static str {
+    match ctx.timestamps {
+        true => "gpu-timestamps",
+        false => "wall-clock",
+    }
+}
+
 /// A hash of every kernel's WGSL for `caps` and of [`kernel::REVISION`]: a calibration or kernel
 /// choice made with other kernels is stale.
 pub fn kernels_fingerprint(caps: kernel::ShaderCaps) -> u64 {
@@ -259,12 +267,7 @@ pub fn calibrate(
         .collect();
     let model = CostModel {
         key: calibration_key(ctx, net, policy),
-        timing: if ctx.timestamps {
-            "gpu-timestamps"
-        } else {
-            "wall-clock"
-        }
-        .into(),
+        timing: timing_label(ctx).into(),
         layers,
         pass_gap_ms: gap_ms,
         upload_ms,

@@ -175,12 +175,7 @@ pub fn measure_choice(
     let ctx = session.context();
     Ok(KernelChoice {
         key: calibration_key(ctx, net, KernelPolicy::Tuned),
-        timing: if ctx.timestamps {
-            "gpu-timestamps"
-        } else {
-            "wall-clock"
-        }
-        .into(),
+        timing: crate::tune::calibrate::timing_label(ctx).into(),
         layers,
     })
 }
