@@ -219,7 +219,7 @@ impl Session {
         let t0 = Instant::now();
         let (ops, cost, choice) = fastest_over_kernels(
             &planner,
-            &planner.ops().to_vec(),
+            planner.ops(),
             budget,
             &cost,
             options.max_grid,
