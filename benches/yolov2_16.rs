@@ -6,7 +6,8 @@
 //! `untiled`). Benchmarks:
 //! - `yolov2-16-SIZE/untiled`: `Config::untiled()`, `Mode::Layerwise`, weights resident;
 //! - `yolov2-16-SIZE/mafat-16MiB` (and 24 MiB, 48 MiB): the configuration and residency
-//!   `mafat::plan::fastest` picks for that budget, run under a `BufferPool` that refuses any
+//!   `mafat::plan::search::fastest_over_kernels` picks for that budget (the tuned kernels, stepping
+//!   back to the defaults where they do not fit), run under a `BufferPool` that refuses any
 //!   allocation past it (a budget below the smallest that fits is skipped with a note);
 //! - `yolov2-16-SIZE-plan/fastest-24MiB` and `yolov2-16-SIZE-plan/min_peak`: the search, on the CPU.
 //!
@@ -29,7 +30,7 @@
 //!   once) the default is 160.
 //! - `MAFAT_BENCH_BUDGETS`: the budgets, comma-separated (default `16MiB,24MiB,48MiB`).
 //! - `MAFAT_CACHE_DIR`: where the cost-model calibration is cached. The first run for a size and an
-//!   adapter calibrates (about 2.5 minutes at 608 on lavapipe); later runs read the cache.
+//!   adapter calibrates (about 1.5 minutes at 608 on lavapipe); later runs read the cache.
 //!
 //! On lavapipe one 608x608 run takes seconds, so each network case takes 10 samples of one run
 //! each (criterion then warns that it cannot complete 10 samples in the target time: expected).
@@ -39,9 +40,12 @@ use mafat::Network;
 use mafat::gpu::Timing;
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::search::min_peak;
+use mafat::plan::search::{fastest_over_kernels, min_peak};
 use mafat::plan::{Choice, Config, CostModel, MemoryPlan, Mode, Planner, Residency, fastest};
 use mafat::tensor::Tensor;
+
+/// A budget's pick: the kernels and the configuration.
+type Picked = (Vec<mafat::kernel::Op>, Choice);
 use mafat::tune::{CalibrationSource, KernelPolicy, load_or_calibrate};
 use mafat::units::{human, parse_bytes};
 use mafat::{Session, SessionOptions};
@@ -351,19 +355,28 @@ fn main() {
         None => mafat::kernel::select_all(&net).expect("kernels for yolov2-16"),
     };
     let planner = Planner::with_ops(&net, &session.limits(), ops).expect("planning yolov2-16");
-    let choices: Vec<(u64, Option<Choice>)> = budgets
+    let defaults = mafat::kernel::select_all(&net).expect("kernels for yolov2-16");
+    // Each budget as `mafat plan` does it: the tuned kernels, stepping back to the defaults.
+    let choices: Vec<(u64, Option<Picked>)> = budgets
         .iter()
         .map(|&b| {
-            let choice = cost
-                .as_ref()
-                .and_then(|cost| match fastest(&planner, b, cost) {
-                    Ok(c) => Some(c),
+            let choice = cost.as_ref().and_then(|cost| {
+                match fastest_over_kernels(
+                    &planner,
+                    &defaults,
+                    b,
+                    cost,
+                    mafat::plan::search::MAX_GRID,
+                    &Residency::BOTH,
+                ) {
+                    Ok((ops, _, c)) => Some((ops, c)),
                     Err(e @ mafat::Error::NoFit { .. }) => {
                         eprintln!("{name}/mafat-{}: SKIPPED: {e}", budget_name(b));
                         None
                     }
                     Err(e) => panic!("searching the fastest configuration under {b} B: {e}"),
-                });
+                }
+            });
             (b, choice)
         })
         .collect();
@@ -396,12 +409,14 @@ fn main() {
         }
         for (budget, choice) in &choices {
             let case = format!("mafat-{}", budget_name(*budget));
-            let Some(choice) = choice else { continue };
+            let Some((ops, choice)) = choice else {
+                continue;
+            };
             if !filter.wants(&format!("{name}/{case}")) {
                 continue;
             }
-            let plan = planner
-                .plan(&choice.config, Mode::Layerwise, choice.residency)
+            let plan = Planner::with_ops(&net, &session.limits(), ops.clone())
+                .and_then(|p| p.plan(&choice.config, Mode::Layerwise, choice.residency))
                 .unwrap_or_else(|e| panic!("planning {case} ({}): {e}", choice.config));
             bench_network(&mut group, &gpu, &case, plan, Some(*budget), Some(choice));
         }

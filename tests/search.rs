@@ -436,3 +436,63 @@ fn cost_model_for_other_kernels_predicts_their_untiled_times() {
     // Layers whose kernel stays keep their points.
     assert_eq!(moved.layers[0].points, cost.layers[0].points);
 }
+
+/// The search over kernel steps: from the tuned kernels (here Winograd F(4x4) on every 3x3/1 conv,
+/// whose transformed weights are 4x) layer by layer back to the defaults. Every pick fits its budget
+/// and re-plans to the same peak; a budget the tuned kernels cannot meet still finds a pick (with
+/// layers back on the default), down to the defaults' own minimum; below it, nothing fits and the
+/// error names that minimum.
+#[test]
+fn fastest_over_kernels_steps_back_to_the_defaults() {
+    use mafat::kernel::{Op, named, select_all};
+    use mafat::plan::search::{fastest_over_kernels, min_peak};
+    let net = model::load("yolov2-16", Some((96, 96))).unwrap();
+    let mut r = Lcg(9);
+    let mut cost = synthetic_cost(&net, &mut r);
+    let f4 = named("conv2d_winograd4").unwrap();
+    let mut tuned = select_all(&net).unwrap();
+    for (i, op) in tuned.iter_mut().enumerate() {
+        if f4.supports(&net, i) {
+            *op = Op::Dispatch(f4);
+            cost.layers[i].kernel = f4.name().into();
+        }
+    }
+    let defaults = select_all(&net).unwrap();
+    let lim = limits();
+    let on_tuned = Planner::with_ops(&net, &lim, tuned.clone()).unwrap();
+    let on_defaults = Planner::with_ops(&net, &lim, defaults.clone()).unwrap();
+    let (tuned_min, _, _) = min_peak(&on_tuned).unwrap();
+    let (default_min, _, _) = min_peak(&on_defaults).unwrap();
+    assert!(default_min < tuned_min, "{default_min} vs {tuned_min}");
+    for budget in [default_min, (default_min + tuned_min) / 2, tuned_min, 4 * tuned_min] {
+        let (ops, _, c) =
+            fastest_over_kernels(&on_tuned, &defaults, budget, &cost, 8, &Residency::BOTH).unwrap();
+        assert!(c.peak_bytes <= budget);
+        let plan = Planner::with_ops(&net, &lim, ops.clone())
+            .unwrap()
+            .plan(&c.config, Mode::Layerwise, c.residency)
+            .unwrap();
+        assert_eq!(plan.peak_bytes(), c.peak_bytes, "{budget}: re-planned");
+        if budget < tuned_min {
+            assert_ne!(ops, tuned, "{budget}: below the tuned minimum");
+        }
+        // Tiling is kept only for a predicted gain past the model's resolution.
+        let p = Planner::with_ops(&net, &lim, ops.clone()).unwrap();
+        let moved = cost.for_ops(&net, &ops);
+        for res in Residency::BOTH {
+            let u = p.plan(&Config::untiled(), Mode::Layerwise, res).unwrap();
+            if !c.config.is_untiled() && u.peak_bytes() <= budget {
+                let ms = moved.plan_ms(&net, &u);
+                assert!(
+                    ms > c.predicted_ms * (1.0 + mafat::plan::search::SIMPLER_WITHIN),
+                    "{budget}: untiled {ms} vs {}",
+                    c.predicted_ms
+                );
+            }
+        }
+    }
+    match fastest_over_kernels(&on_tuned, &defaults, default_min - 1, &cost, 8, &Residency::BOTH) {
+        Err(Error::NoFit { minimum, .. }) => assert_eq!(minimum, default_min),
+        other => panic!("{other:?}"),
+    }
+}
