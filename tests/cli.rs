@@ -61,6 +61,17 @@ fn layers_json_of_yolov2() {
     assert_eq!(layers[31]["type"], "region");
     assert_eq!(layers[30]["output"], serde_json::json!([425, 19, 19]));
     assert_eq!(v["input"], serde_json::json!([3, 608, 608]));
+    // Each layer names its default kernel and every candidate with its weight bytes: layer 2 (3x3,
+    // 32 -> 64) on Winograd F(4x4) holds 36 positions x 32 channels x 16 quads x 16 B + biases.
+    assert_eq!(layers[2]["kernel"], "conv2d");
+    let cands = layers[2]["candidates"].as_array().unwrap();
+    let f4 = cands
+        .iter()
+        .find(|c| c["kernel"] == "conv2d_winograd4")
+        .unwrap();
+    assert_eq!(f4["weight_bytes"], 36 * 32 * 16 * 16 + 16 * 16);
+    assert_eq!(layers[31]["kernel"], "cpu");
+    assert!(layers[31]["candidates"].as_array().unwrap().is_empty());
 }
 
 #[test]

@@ -464,7 +464,12 @@ fn fastest_over_kernels_steps_back_to_the_defaults() {
     let (tuned_min, _, _) = min_peak(&on_tuned).unwrap();
     let (default_min, _, _) = min_peak(&on_defaults).unwrap();
     assert!(default_min < tuned_min, "{default_min} vs {tuned_min}");
-    for budget in [default_min, (default_min + tuned_min) / 2, tuned_min, 4 * tuned_min] {
+    for budget in [
+        default_min,
+        (default_min + tuned_min) / 2,
+        tuned_min,
+        4 * tuned_min,
+    ] {
         let (ops, _, c) =
             fastest_over_kernels(&on_tuned, &defaults, budget, &cost, 8, &Residency::BOTH).unwrap();
         assert!(c.peak_bytes <= budget);
@@ -491,7 +496,14 @@ fn fastest_over_kernels_steps_back_to_the_defaults() {
             }
         }
     }
-    match fastest_over_kernels(&on_tuned, &defaults, default_min - 1, &cost, 8, &Residency::BOTH) {
+    match fastest_over_kernels(
+        &on_tuned,
+        &defaults,
+        default_min - 1,
+        &cost,
+        8,
+        &Residency::BOTH,
+    ) {
         Err(Error::NoFit { minimum, .. }) => assert_eq!(minimum, default_min),
         other => panic!("{other:?}"),
     }

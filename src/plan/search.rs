@@ -412,31 +412,62 @@ pub fn fastest_over_kernels(
     residencies: &[Residency],
 ) -> Result<KernelPick> {
     let net = p.net();
-    let mut ops = cost.ops(net)?;
+    let tuned = cost.ops(net)?;
+    // A layer's extra bytes depend on its own kernels only, so the steps are known up front: the
+    // differing layers by extra bytes (most first; ties by index), demoted one more per step.
+    let mut order: Vec<usize> = (0..tuned.len())
+        .filter(|&i| tuned[i] != defaults[i])
+        .collect();
+    order.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse(extra_bytes(p, tuned[i], defaults[i], i)),
+            i,
+        )
+    });
+    let steps: Vec<Vec<Op>> = (0..=order.len())
+        .map(|k| {
+            let mut ops = tuned.clone();
+            for &i in &order[..k] {
+                ops[i] = defaults[i];
+            }
+            ops
+        })
+        .collect();
+    // Each step's search is independent: spread them over the CPU's threads.
+    let search = |ops: &Vec<Op>| -> Result<(CostModel, Result<Choice>)> {
+        let planner = Planner::with_ops(net, p.limits(), ops.clone())?;
+        let c = cost.for_ops(net, ops);
+        let r = fastest_with(&planner, budget, &c, max_grid, residencies);
+        Ok((c, r))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = steps.len().div_ceil(threads).max(1);
+    let results: Vec<Result<(CostModel, Result<Choice>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = steps
+            .chunks(per)
+            .map(|chunk| s.spawn(move || chunk.iter().map(search).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a search thread panicked"))
+            .collect()
+    });
     let mut best: Option<KernelPick> = None;
     let mut no_fit: Option<Error> = None;
-    loop {
-        let planner = Planner::with_ops(net, p.limits(), ops.clone())?;
-        let c = cost.for_ops(net, &ops);
-        match fastest_with(&planner, budget, &c, max_grid, residencies) {
+    for (ops, r) in steps.into_iter().zip(results) {
+        let (c, r) = r?;
+        match r {
             Ok(choice) => {
                 if best
                     .as_ref()
                     .is_none_or(|b| choice.predicted_ms < b.2.predicted_ms)
                 {
-                    best = Some((ops.clone(), c, choice));
+                    best = Some((ops, c, choice));
                 }
             }
             Err(e @ Error::NoFit { .. }) => no_fit = Some(e),
             Err(e) => return Err(e),
         }
-        let Some(worst) = (0..ops.len())
-            .filter(|&i| ops[i] != defaults[i])
-            .max_by_key(|&i| extra_bytes(p, ops[i], defaults[i], i))
-        else {
-            break;
-        };
-        ops[worst] = defaults[worst];
     }
     let Some((ops, c, choice)) = best else {
         return Err(no_fit.expect("a search ran"));

@@ -27,6 +27,15 @@ struct Row<'a> {
     macs: u64,
     /// The kernel that runs it by default (`cpu` for a detection head).
     kernel: &'static str,
+    /// Every kernel that can run it (the tuned choice picks among them per adapter), with the
+    /// bytes of its weights as that kernel lays them out.
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Serialize)]
+struct Candidate {
+    kernel: &'static str,
+    weight_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -58,7 +67,8 @@ pub fn main(a: Args) -> Result<()> {
             .layers
             .iter()
             .zip(&ops)
-            .map(|(l, op)| Row {
+            .enumerate()
+            .map(|(i, (l, op))| Row {
                 index: l.index,
                 kind: l.kind.name(),
                 params: &l.kind,
@@ -67,6 +77,13 @@ pub fn main(a: Args) -> Result<()> {
                 weight_bytes: l.weight_bytes(),
                 macs: l.macs(),
                 kernel: op.name(),
+                candidates: kernel::candidates(&net, i)
+                    .into_iter()
+                    .map(|k| Candidate {
+                        kernel: k.name(),
+                        weight_bytes: k.weight_bytes(&net, i),
+                    })
+                    .collect(),
             })
             .collect(),
         weight_bytes: net.weight_bytes(),
