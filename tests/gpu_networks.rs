@@ -209,3 +209,27 @@ fn huge_maps_stay_within_the_workgroup_limit_per_dimension() {
     assert!(wg.iter().all(|&d| d <= 65535), "{wg:?}");
     assert!(wg[0] as u64 * wg[1] as u64 * 64 >= 1024 * 8192);
 }
+
+/// A network that cannot run untiled on the adapter (a map past its binding limit) cannot have its
+/// kernels timed: the tuned choice is the default kernels, said as such, and tiled runs go on.
+#[test]
+fn kernels_of_a_network_too_big_to_run_untiled_are_the_defaults() {
+    let Some(g) = gpu_common::gpu("kernels_of_a_network_too_big_to_run_untiled") else {
+        return;
+    };
+    let limit = g.limits().max_storage_buffer_binding_size as usize;
+    // One 3x3 conv whose 32-channel output is past the binding limit.
+    let w = 2048;
+    let h = (limit / (4 * 32 * w)) + 16;
+    let text = format!(
+        "[net]\nwidth={w}\nheight={h}\nchannels=3\n[convolutional]\nfilters=32\nsize=3\nstride=1\npad=1\nactivation=leaky\n[maxpool]\nsize=2\nstride=2\n"
+    );
+    let net = mafat::model::cfg::parse(&text, "too big", None).unwrap();
+    let choice = mafat::tune::choice::measure_choice(&g.session, &net, &mut |_| {}).unwrap();
+    assert_eq!(choice.timing, "none");
+    assert_eq!(
+        choice.ops(&net).unwrap(),
+        mafat::kernel::select_all(&net).unwrap()
+    );
+    assert!(choice.layers.iter().all(|l| l.candidates.is_empty()));
+}

@@ -25,7 +25,8 @@ pub const CHOICE_RUNS: usize = 3;
 pub struct KernelChoice {
     /// What it holds for (adapter, network, input, the registry's kernels).
     pub key: CalibrationKey,
-    /// `gpu-timestamps` or `wall-clock`.
+    /// `gpu-timestamps` or `wall-clock` (`none` where the network could not run untiled to be
+    /// timed: the default kernels).
     pub timing: String,
     /// Per layer, the kernel chosen (`cpu` for a detection head) and every candidate's untiled
     /// time (empty where the layer had one candidate).
@@ -125,12 +126,22 @@ pub fn measure_choice(
     let m = Measurer::new(session, net)?;
     let mut trials = Vec::with_capacity(all.len());
     for ops in &all {
-        trials.push(m.prepare_ops(
+        match m.prepare_ops(
             ops,
             &Config::untiled(),
             Mode::Layerwise,
             Residency::Resident,
-        )?);
+        ) {
+            Ok(t) => trials.push(t),
+            // The network cannot run untiled on this adapter (a map past its binding limit):
+            // nothing to time the kernels on; the defaults.
+            Err(e @ Error::DeviceLimit(_)) => {
+                log::warn!("kernels not chosen by measurement ({e}): the default kernels");
+                steps.finish();
+                return Ok(default_choice(session, net, &all[0]));
+            }
+            Err(e) => return Err(e),
+        }
     }
     in_turns(&mut trials, CHOICE_RUNS, &mut |t, round| {
         steps.step(&format!(
@@ -178,6 +189,25 @@ pub fn measure_choice(
         timing: crate::tune::calibrate::timing_label(ctx).into(),
         layers,
     })
+}
+
+/// The choice that measures nothing: `ops` (each layer's first candidate).
+fn default_choice(session: &Session, net: &Network, ops: &[Op]) -> KernelChoice {
+    let ctx = session.context();
+    KernelChoice {
+        key: calibration_key(ctx, net, KernelPolicy::Tuned),
+        timing: "none".into(),
+        layers: ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| ChosenKernel {
+                layer: i,
+                kind: net.layers[i].kind.name().into(),
+                kernel: op.name().into(),
+                candidates: Vec::new(),
+            })
+            .collect(),
+    }
 }
 
 fn read_choice(path: &Path) -> Result<KernelChoice> {
