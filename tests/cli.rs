@@ -362,7 +362,7 @@ fn gpu_run_json_reports_memory_and_verifies() {
     assert_eq!(v["measured_peak_bytes"].as_u64(), Some(min));
 
     // Fused tile groups: the output equals the untiled run's bit for bit, the halo work is counted.
-    let o = mafat(&[
+    let tiled = [
         "run",
         "--model",
         "yolov2-16",
@@ -376,11 +376,10 @@ fn gpu_run_json_reports_memory_and_verifies() {
         "1",
         "--groups",
         "0..8:3x3,8..16:2x2",
-        "--kernel",
-        "default",
         "--verify",
         "--json",
-    ]);
+    ];
+    let o = mafat(&[&tiled[..], &["--kernel", "default"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["config"], "0..8:3x3,8..16:2x2");
@@ -392,23 +391,7 @@ fn gpu_run_json_reports_memory_and_verifies() {
     // One dispatch per layer and tile on the default kernels.
     assert_eq!(v["dispatches"], 3 * 3 * 8 + 2 * 2 * 8);
     // On the tuned kernels too, tiled equals untiled bit for bit (the same kernel per layer).
-    let o = mafat(&[
-        "run",
-        "--model",
-        "yolov2-16",
-        "--size",
-        "64x64",
-        "--weights",
-        "int:1",
-        "--input",
-        "int:2",
-        "--runs",
-        "1",
-        "--groups",
-        "0..8:3x3,8..16:2x2",
-        "--verify",
-        "--json",
-    ]);
+    let o = mafat(&tiled);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["bit_exact_untiled"], true, "{v}");
