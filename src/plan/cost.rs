@@ -1,6 +1,6 @@
 //! The latency cost model: what a configuration will take on one adapter, predicted without running it.
 //!
-//! A model is *calibrated* on the adapter (see [`crate::tune::calibrate`]) and holds, per layer, the
+//! A model is *calibrated* on the adapter (see [`mod@crate::tune::calibrate`]) and holds, per layer, the
 //! measured time of one dispatch of that layer's kernel at several region sizes, as points
 //! `(invocations, ms)` — invocations with work to do ([`crate::kernel::Kernel::invocations`]); a
 //! dispatch of any other size is interpolated linearly between the two nearest points (extrapolated

@@ -1,7 +1,7 @@
 //! The planner: one entry point, [`Planner::plan`], running the passes in order —
 //! tile geometry ([`crate::plan::geometry`]), arena items and their lifetimes
-//! ([`crate::plan::lifetimes`]), their placement in the arena ([`crate::plan::arena`]), lowering to
-//! per-tile dispatches ([`crate::plan::lower`]) and the other buffers ([`crate::plan::buffers`]).
+//! (`plan/lifetimes.rs`), their placement in the arena (`plan/arena.rs`), lowering to per-tile
+//! dispatches (`plan/lower.rs`) and the other buffers (`plan/buffers.rs`).
 
 use crate::error::{Error, Result};
 use crate::kernel::{self, Op};

@@ -1,6 +1,7 @@
-//! Tuning, apart from the engine: measuring configurations in turns ([`measure`]), calibrating the
-//! latency model on an adapter ([`calibrate`]) and caching it ([`cache`]). One [`Progress`] type
-//! reports every long job (calibration, the regret harness, the sweep).
+//! Tuning, apart from the engine: measuring configurations in turns ([`measure`]), choosing each
+//! layer's kernel on the adapter ([`choice`]), calibrating the latency model on it
+//! ([`mod@calibrate`]) and caching both ([`cache`]). One [`Progress`] type reports every long job
+//! (kernel choice, calibration, the regret harness, the sweep).
 
 pub mod cache;
 pub mod calibrate;
