@@ -9,7 +9,7 @@ use mafat::gpu::Timing;
 use mafat::input::InputSource;
 use mafat::kernel::{named, pinned, select_all};
 use mafat::model::{self, weights::WeightSource};
-use mafat::plan::{Config, Mode, Planner, Residency};
+use mafat::plan::{Config, Mode, Residency};
 use mafat::tune::median;
 use mafat::{Session, SessionOptions};
 
@@ -52,7 +52,7 @@ fn main() -> mafat::Result<()> {
     // machine's drift hits them alike; medians per case and per layer.
     let mut prepared = Vec::with_capacity(cases.len());
     for (what, mode, ops) in cases {
-        let planner = Planner::with_ops(&net, &session.limits(), ops)?;
+        let planner = session.planner_on(&net, ops)?;
         let plan = planner.plan(&Config::untiled(), mode, Residency::Resident)?;
         let ex = session.prepare(&net, &weights, plan, None)?;
         ex.run(&x)?; // warm-up: first dispatches compile the shaders

@@ -10,7 +10,7 @@ use mafat::input::InputSource;
 use mafat::kernel::{Op, candidates, named};
 use mafat::model::{self, cfg, weights::WeightSource};
 use mafat::network::{LayerKind, Network};
-use mafat::plan::{Config, Mode, Planner, Residency};
+use mafat::plan::{Config, Mode, Residency};
 use mafat::tune::median;
 use mafat::{Session, SessionOptions};
 
@@ -115,7 +115,8 @@ fn main() -> mafat::Result<()> {
         let mut prepared = Vec::new();
         let mut kept = Vec::new();
         for &k in &kernels {
-            let plan = Planner::with_ops(&one, &session.limits(), vec![Op::Dispatch(k)])
+            let plan = session
+                .planner_on(&one, vec![Op::Dispatch(k)])
                 .and_then(|p| p.plan(&Config::untiled(), Mode::Layerwise, Residency::Resident));
             let plan = match plan {
                 Ok(plan) => plan,

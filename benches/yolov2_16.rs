@@ -30,6 +30,8 @@
 //!   is a quick smoke run. Under `cargo test --benches` (criterion's test mode: every case runs
 //!   once) the default is 160.
 //! - `MAFAT_BENCH_BUDGETS`: the budgets, comma-separated (default `16MiB,24MiB,48MiB`).
+//! - `MAFAT_BENCH_PRECISION`: `f32` (default) or `f16` (maps and weights stored as half floats;
+//!   the groups are then named `yolov2-16-SIZE-f16`, and the budgets hold half the bytes).
 //! - `MAFAT_CACHE_DIR`: where the cost-model calibration is cached. The first run for a size and an
 //!   adapter calibrates (about 1.5 minutes at 608 on lavapipe); later runs read the cache.
 //!
@@ -42,7 +44,7 @@ use mafat::gpu::Timing;
 use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
 use mafat::plan::search::{fastest_over_kernels, min_peak};
-use mafat::plan::{Choice, Config, CostModel, MemoryPlan, Mode, Planner, Residency};
+use mafat::plan::{Choice, Config, CostModel, MemoryPlan, Mode, Residency};
 use mafat::tensor::Tensor;
 
 /// A budget's pick: the kernels and the configuration.
@@ -155,7 +157,7 @@ fn bench_network(
     budget: Option<u64>,
     predicted: Option<&Choice>,
 ) -> Vec<Vec<(std::ops::Range<usize>, f64)>> {
-    let id = format!("{}/{name}", group_name(g.net));
+    let id = format!("{}/{name}", group_name(g.net, g.session.precision()));
     let config = plan.config.to_string();
     let residency = plan.residency;
     let planned_peak = plan.peak_bytes();
@@ -260,11 +262,15 @@ fn print_layer_table(net: &Network, runs: Vec<Vec<(std::ops::Range<usize>, f64)>
     );
 }
 
-fn group_name(net: &Network) -> String {
-    if net.input.w == net.input.h {
+fn group_name(net: &Network, precision: mafat::Precision) -> String {
+    let size = if net.input.w == net.input.h {
         format!("{MODEL}-{}", net.input.w)
     } else {
         format!("{MODEL}-{}x{}", net.input.w, net.input.h)
+    };
+    match precision {
+        mafat::Precision::F32 => size,
+        p => format!("{size}-{p}"),
     }
 }
 
@@ -290,7 +296,15 @@ fn main() {
     let filter = Filter::from_args(&args);
     let cli_measurement_time = args.iter().any(|a| a == "--measurement-time");
 
-    let session = match Session::new(&SessionOptions::default()) {
+    let precision: mafat::Precision = std::env::var("MAFAT_BENCH_PRECISION")
+        .map(|p| p.trim().parse())
+        .unwrap_or(Ok(mafat::Precision::F32))
+        .unwrap_or_else(|e| exit_with(&format!("MAFAT_BENCH_PRECISION: {e}")));
+    let options = SessionOptions {
+        precision,
+        ..SessionOptions::default()
+    };
+    let session = match Session::new(&options) {
         Ok(s) => s,
         Err(e @ mafat::Error::NoAdapter(_)) if std::env::var_os("WGPU_ADAPTER_NAME").is_none() => {
             eprintln!("yolov2_16: SKIPPED, no GPU adapter: {e}");
@@ -306,10 +320,10 @@ fn main() {
         .load(net.input)
         .expect("generating a random input");
     let flop = 2 * net.macs();
-    let name = group_name(&net);
+    let name = group_name(&net, precision);
     let plan_name = format!("{name}-plan");
     eprintln!(
-        "yolov2_16: {} at {}x{} ({:.2} GFLOP) on {}, {}",
+        "yolov2_16: {} at {}x{} ({:.2} GFLOP, {precision}) on {}, {}",
         MODEL,
         size.0,
         size.1,
@@ -355,7 +369,7 @@ fn main() {
         Some(c) => c.ops(&net).expect("the calibration's kernels"),
         None => mafat::kernel::select_all(&net).expect("kernels for yolov2-16"),
     };
-    let planner = Planner::with_ops(&net, &session.limits(), ops).expect("planning yolov2-16");
+    let planner = session.planner_on(&net, ops).expect("planning yolov2-16");
     let defaults = mafat::kernel::select_all(&net).expect("kernels for yolov2-16");
     // Each budget as `mafat plan` does it: the tuned kernels, stepping back to the defaults.
     let choices: Vec<(u64, Option<Picked>)> = budgets
@@ -416,7 +430,8 @@ fn main() {
             if !filter.wants(&format!("{name}/{case}")) {
                 continue;
             }
-            let plan = Planner::with_ops(&net, &session.limits(), ops.clone())
+            let plan = session
+                .planner_on(&net, ops.clone())
                 .and_then(|p| p.plan(&choice.config, Mode::Layerwise, choice.residency))
                 .unwrap_or_else(|e| panic!("planning {case} ({}): {e}", choice.config));
             bench_network(&mut group, &gpu, &case, plan, Some(*budget), Some(choice));

@@ -57,6 +57,10 @@ pub struct Options {
     /// Where to write the image with labelled boxes.
     #[arg(long, default_value = "predictions.png")]
     pub out: PathBuf,
+    /// How maps and weights are stored on the device: `f32`, or `f16` (half the memory; needs the
+    /// adapter's shader-f16).
+    #[arg(long, default_value = "f32")]
+    pub precision: mafat::Precision,
     /// Latency calibration file to use (measured and written there when missing).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
@@ -105,7 +109,10 @@ pub fn detect(o: &Options) -> mafat::Result<Report> {
         None => Vec::new(),
     };
 
-    let session = Session::new(&SessionOptions::default())?;
+    let session = Session::new(&SessionOptions {
+        precision: o.precision,
+        ..SessionOptions::default()
+    })?;
     let budget = o
         .budget
         .as_deref()
@@ -197,9 +204,10 @@ fn main() {
         Ok(r) => {
             let (w, h) = image::image_dimensions(&o.image).unwrap_or((1, 1));
             println!(
-                "ran --groups {} --residency {}: device memory peak {} B (predicted {} B{}), {:.1} ms",
+                "ran --groups {} --residency {} ({}): device memory peak {} B (predicted {} B{}), {:.1} ms",
                 r.config,
                 r.residency.as_str(),
+                o.precision,
                 r.measured_peak_bytes,
                 r.predicted_peak_bytes,
                 o.budget

@@ -6,9 +6,9 @@
 // The activation, fixed per pipeline (the branches on it fold away).
 override ACT: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> wts: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<Store>;
+@group(0) @binding(2) var<storage, read_write> wts: array<Weight4>;
+@group(0) @binding(3) var<storage, read_write> dst: array<Store>;
 
 // The K slice: 16 rows of 64 pixels (inputs), 16 rows of 16 filter quads (weights).
 var<workgroup> a_tile: array<f32, 1024>;
@@ -40,7 +40,7 @@ fn main(
 
     // The outputs it computes: pixels m0 + 4*ly .. +3, filter quad q0 + lx.
     let q = q0 + lid.x;
-    let bias = wts[klen * nq + min(q, nq - 1u)];
+    let bias = vec4<f32>(wts[klen * nq + min(q, nq - 1u)]);
     var acc0 = bias;
     var acc1 = bias;
     var acc2 = bias;
@@ -58,7 +58,7 @@ fn main(
                 let iy = iy0 + i32(t / p.k);
                 let ix = ix0 + i32(t % p.k);
                 if (iy >= 0 && iy < p.map_h && ix >= 0 && ix < p.map_w) {
-                    v = src[(ci * p.in_h + u32(iy - p.in_y0)) * p.in_w + u32(ix - p.in_x0)];
+                    v = f32(src[(ci * p.in_h + u32(iy - p.in_y0)) * p.in_w + u32(ix - p.in_x0)]);
                 }
             }
             a_tile[r * 64u + tid % 64u] = v;
@@ -68,7 +68,7 @@ fn main(
         let wq = q0 + tid % 16u;
         var wv = vec4<f32>(0.0);
         if (wk < klen && wq < nq) {
-            wv = wts[wk * nq + wq];
+            wv = vec4<f32>(wts[wk * nq + wq]);
         }
         b_tile[tid] = wv;
         workgroupBarrier();
@@ -95,7 +95,7 @@ fn main(
         for (var l = 0u; l < 4u; l++) {
             let f = q * 4u + l;
             if (f < p.filters) {
-                dst[(p.out_c_off + f) * oplane + o] = activate(accs[i][l], ACT);
+                dst[(p.out_c_off + f) * oplane + o] = Store(activate(accs[i][l], ACT));
             }
         }
     }

@@ -2,8 +2,8 @@
 // Invocations are numbered linearly over x and y (64 per workgroup along x).
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<Store>;
+@group(0) @binding(3) var<storage, read_write> dst: array<Store>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -2,8 +2,8 @@
 // cells outside the true map never win; the start value is −FLT_MAX. One output element per invocation.
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<Store>;
+@group(0) @binding(3) var<storage, read_write> dst: array<Store>;
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -21,9 +21,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var kx = 0u; kx < p.k; kx++) {
             let ix = ox * s + i32(kx) - off;
             if (ix < 0 || ix >= p.map_w) { continue; }
-            let v = src[rbase + ix];
+            let v = f32(src[rbase + ix]);
             if (v > m) { m = v; }
         }
     }
-    dst[(p.out_c_off + c) * p.out_h * p.out_w + u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0)] = m;
+    dst[(p.out_c_off + c) * p.out_h * p.out_w + u32(oy - p.out_y0) * p.out_w + u32(ox - p.out_x0)] = Store(m);
 }

@@ -8,8 +8,8 @@
 // region, cell by cell.
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dst: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> src: array<Store4>;
+@group(0) @binding(3) var<storage, read_write> dst: array<Store4>;
 
 // Take `v` where it is greater than `m` and its cell counts.
 fn take(m: vec4<f32>, v: vec4<f32>, ok: vec4<bool>) -> vec4<f32> {
@@ -55,20 +55,20 @@ fn aligned(@builtin(global_invocation_id) gid: vec3<u32>) {
     let iy = 2 * r.oy;
     let v = r.e >> 2u;
     let w = (r.e + select(0u, p.in_w, iy + 1 < p.map_h)) >> 2u;
-    let m = pool(src[v], src[v + 1u], src[w], src[w + 1u], 2 * r.ox, iy);
+    let m = pool(vec4<f32>(src[v]), vec4<f32>(src[v + 1u]), vec4<f32>(src[w]), vec4<f32>(src[w + 1u]), 2 * r.ox, iy);
     let o = out_at(r, gid.z);
     if (r.n == 4u && p.extra0 == 1u) {
-        dst[o >> 2u] = m;
+        dst[o >> 2u] = Store4(m);
     } else {
         for (var k = 0u; k < r.n; k++) {
             let q = o + k;
-            dst[q >> 2u][q & 3u] = m[k];
+            dst[q >> 2u][q & 3u] = Store(m[k]);
         }
     }
 }
 
 fn cell(e: u32) -> f32 {
-    return src[e >> 2u][e & 3u];
+    return f32(src[e >> 2u][e & 3u]);
 }
 
 @compute @workgroup_size(16, 4, 1)
@@ -93,6 +93,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let o = out_at(r, gid.z);
     for (var k = 0u; k < r.n; k++) {
         let q = o + k;
-        dst[q >> 2u][q & 3u] = m[k];
+        dst[q >> 2u][q & 3u] = Store(m[k]);
     }
 }

@@ -27,6 +27,7 @@ pub mod kernel;
 pub mod model;
 pub mod network;
 pub mod plan;
+pub mod precision;
 pub mod reference;
 pub mod region;
 mod rng;
@@ -37,5 +38,6 @@ pub mod units;
 
 pub use error::{Error, Result};
 pub use network::{Layer, LayerKind, Network, Shape};
+pub use precision::Precision;
 pub use session::{BudgetOptions, BudgetPlan, Prepared, Session, SessionOptions, Verification};
 pub use tensor::Tensor;

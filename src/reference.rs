@@ -1,5 +1,10 @@
 //! CPU reference executor: plain, obviously correct f32 code — the oracle for every GPU path.
 //!
+//! [`forward_at`] with [`Precision::F16`] is the oracle for runs that store maps and weights as
+//! f16: the same f32 arithmetic, with the weights, biases and input rounded to f16 and every layer's
+//! output rounded to f16 where the GPU stores it (nearest, ties to even). Detection heads run on the
+//! CPU after readback in both paths, on the stored map, so their outputs are not rounded.
+//!
 //! Every convolution output is computed in one fixed order: start from the bias, then add
 //! `weight·input` for each input channel, kernel row and kernel column, in ascending order, skipping
 //! taps that fall in the zero padding. Plain `a + w*x` (never fused multiply-add). Work is split across
@@ -8,6 +13,7 @@
 use crate::error::{Error, Result};
 use crate::model::weights::{ConvParams, Weights};
 use crate::network::{Conv, LayerKind, MaxPool, Network, Region, Shape, Source, Yolo};
+use crate::precision::Precision;
 use crate::tensor::Tensor;
 
 /// Run `f(index, plane)` over the `plane`-sized chunks of `out` on all cores.
@@ -363,6 +369,50 @@ pub fn forward(
     input: &Tensor,
     keep: &[usize],
 ) -> Result<Vec<Tensor>> {
+    forward_stored(net, weights, input, keep, &|_, _| {})
+}
+
+/// [`forward`] as a device that stores maps and weights at `precision` computes it: f32
+/// arithmetic, with parameters, input and each layer's stored output rounded to `precision` (see
+/// the module's introduction). `F32` is [`forward`].
+pub fn forward_at(
+    net: &Network,
+    weights: &Weights,
+    input: &Tensor,
+    keep: &[usize],
+    precision: Precision,
+) -> Result<Vec<Tensor>> {
+    if precision == Precision::F32 {
+        return forward(net, weights, input, keep);
+    }
+    let mut weights = weights.clone();
+    for p in weights.layers.iter_mut().flatten() {
+        round_all(&mut p.weights, precision);
+        round_all(&mut p.bias, precision);
+    }
+    let mut input = input.clone();
+    round_all(&mut input.data, precision);
+    forward_stored(net, &weights, &input, keep, &|i, t| {
+        if !crate::kernel::is_cpu_head(&net.layers[i].kind) {
+            round_all(&mut t.data, precision);
+        }
+    })
+}
+
+fn round_all(values: &mut [f32], precision: Precision) {
+    for v in values {
+        *v = precision.round(*v);
+    }
+}
+
+/// [`forward`] with `store(i, output)` applied to each layer's output as it is kept.
+fn forward_stored(
+    net: &Network,
+    weights: &Weights,
+    input: &Tensor,
+    keep: &[usize],
+    store: &dyn Fn(usize, &mut Tensor),
+) -> Result<Vec<Tensor>> {
     if input.shape != net.input {
         return Err(Error::Usage(format!(
             "input is {} but {} takes {}",
@@ -399,7 +449,9 @@ pub fn forward(
                         .expect("inputs are alive until their last use"),
                 })
                 .collect();
-            run_layer(net, weights, i, &inputs)
+            let mut out = run_layer(net, weights, i, &inputs);
+            store(i, &mut out);
+            out
         };
         debug_assert_eq!(out.shape, net.layers[i].output);
         maps[i] = Some(out);

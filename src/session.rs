@@ -18,10 +18,12 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Executor, GpuContext, Pipelines, PoolStats, RunOutput};
+use crate::kernel::Op;
 use crate::model::weights::Weights;
 use crate::network::Network;
 use crate::plan::search::{Choice, MAX_GRID, fastest_over_kernels, min_peak_for};
 use crate::plan::{Config, CostModel, DeviceLimits, MemoryPlan, Mode, Planner, Residency};
+use crate::precision::Precision;
 use crate::tensor::Tensor;
 use crate::tune::{CalibrationSource, KernelPolicy, Progress, load_or_calibrate};
 use std::path::Path;
@@ -37,6 +39,8 @@ pub struct SessionOptions {
     /// Let kernels use subgroup operations where the device has them (`false`: the portable kernels
     /// only).
     pub subgroups: bool,
+    /// How maps and weights are stored on the device (`f16` needs the adapter's shader-f16).
+    pub precision: Precision,
 }
 
 impl Default for SessionOptions {
@@ -44,6 +48,7 @@ impl Default for SessionOptions {
         SessionOptions {
             adapter: None,
             subgroups: true,
+            precision: Precision::F32,
         }
     }
 }
@@ -58,6 +63,7 @@ pub struct Session {
 struct Inner {
     ctx: GpuContext,
     pipelines: Pipelines,
+    precision: Precision,
 }
 
 impl std::fmt::Debug for Session {
@@ -121,24 +127,41 @@ pub struct Verification {
 
 impl Session {
     /// Open a device (the instance follows the environment: `WGPU_BACKEND`, ...).
+    /// Fails, in one line, where the adapter cannot store `options.precision`.
     pub fn new(options: &SessionOptions) -> Result<Self> {
         let ctx = GpuContext::open(options.adapter.as_deref(), options.subgroups)?;
-        Ok(Self::with_context(ctx))
+        ctx.check_precision(options.precision)?;
+        Ok(Self::with_context_at(ctx, options.precision))
     }
 
-    /// Share a device the caller opened and keeps using (see [`GpuContext::from_device`]).
+    /// Share a device the caller opened and keeps using (see [`GpuContext::from_device`]). A
+    /// precision the device cannot store fails when a network is prepared.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, options: &SessionOptions) -> Self {
-        Self::with_context(GpuContext::from_device(device, queue, options.subgroups))
+        Self::with_context_at(
+            GpuContext::from_device(device, queue, options.subgroups),
+            options.precision,
+        )
     }
 
-    /// A session on an open context.
+    /// A session on an open context, storing f32.
     pub fn with_context(ctx: GpuContext) -> Self {
+        Self::with_context_at(ctx, Precision::F32)
+    }
+
+    /// A session on an open context, storing maps and weights at `precision`.
+    pub fn with_context_at(ctx: GpuContext, precision: Precision) -> Self {
         Session {
             inner: Arc::new(Inner {
                 ctx,
                 pipelines: Pipelines::new(),
+                precision,
             }),
         }
+    }
+
+    /// How this session stores maps and weights.
+    pub fn precision(&self) -> Precision {
+        self.inner.precision
     }
 
     /// The device context.
@@ -161,9 +184,15 @@ impl Session {
         self.inner.ctx.device_limits()
     }
 
-    /// A planner for `net` on this device.
+    /// A planner for `net` on this device, each layer on its default kernel, at the session's
+    /// precision.
     pub fn planner<'n>(&self, net: &'n Network) -> Result<Planner<'n>> {
-        Planner::new(net, &self.limits())
+        self.planner_on(net, crate::kernel::select_all(net)?)
+    }
+
+    /// A planner for `net` on this device with the layers on `ops`, at the session's precision.
+    pub fn planner_on<'n>(&self, net: &'n Network, ops: Vec<Op>) -> Result<Planner<'n>> {
+        Planner::with_ops_at(net, &self.limits(), ops, self.precision())
     }
 
     /// Plan `net` under `config` on this device.
@@ -225,7 +254,7 @@ impl Session {
             options.max_grid,
             &options.residencies,
         )?;
-        let planner = Planner::with_ops(net, &self.limits(), ops)?;
+        let planner = self.planner_on(net, ops)?;
         let search_ms = t0.elapsed().as_secs_f64() * 1e3;
         let plan = planner.plan(&choice.config, Mode::Layerwise, choice.residency)?;
         Ok(BudgetPlan {
@@ -279,14 +308,14 @@ impl Session {
         input: &Tensor,
         ops: Vec<crate::kernel::Op>,
     ) -> Result<Vec<Tensor>> {
-        let planner = Planner::with_ops(net, &self.limits(), ops)?;
+        let planner = self.planner_on(net, ops)?;
         let plan = planner.plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)?;
         Ok(self.prepare(net, weights, plan, None)?.run(input)?.outputs)
     }
 
-    /// Check `outputs` of a run of `plan` against the CPU reference and, unless `plan` is the
-    /// untiled layerwise run itself, against that run bit for bit (on the same kernels: the choice
-    /// is per layer, so tiled and untiled runs do the same arithmetic).
+    /// Check `outputs` of a run of `plan` against the CPU reference at the plan's precision and,
+    /// unless `plan` is the untiled layerwise run itself, against that run bit for bit (on the same
+    /// kernels: the choice is per layer, so tiled and untiled runs do the same arithmetic).
     pub fn verify(
         &self,
         net: &Network,
@@ -296,7 +325,7 @@ impl Session {
         outputs: &[Tensor],
     ) -> Result<Verification> {
         let heads = net.outputs();
-        let cpu = crate::reference::forward(net, weights, input, &heads)?;
+        let cpu = crate::reference::forward_at(net, weights, input, &heads, plan.precision)?;
         let max_abs_diff_cpu = max_abs_diff(outputs, &cpu);
         let absmax = cpu
             .iter()

@@ -168,6 +168,17 @@ fn errors_are_one_line() {
         ".cfg:6: filters=two",
     );
     let _ = std::fs::remove_file(&cfg);
+    assert_clean_error(
+        &mafat(&[
+            "plan",
+            "--model",
+            "yolov2-16",
+            "--min-budget",
+            "--precision",
+            "f64",
+        ]),
+        "unknown precision `f64`: f32 or f16",
+    );
 }
 
 #[test]
@@ -648,6 +659,143 @@ fn plan_for_a_budget_saves_a_plan_that_runs_within_it() {
     assert_clean_error(&o, &format!("the smallest needs {min} bytes"));
     let o = mafat(&["plan", "--model", "yolov2-16", "--size", "96x96"]);
     assert_clean_error(&o, "mafat plan needs --budget BYTES");
+}
+
+/// `--precision f16`: the minimum halves, a saved plan records its precision and runs only at it,
+/// the run matches the f16 CPU reference, and the sweep measures f16.
+#[test]
+fn f16_plans_record_their_precision() {
+    let test = "f16_plans_record_their_precision";
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan-f16");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cal = dir.join("calibration-f16.json");
+    let pf = dir.join("plan-f16.json");
+    let (cal, pf) = (cal.to_str().unwrap(), pf.to_str().unwrap());
+    let model = ["--model", "yolov2-16", "--size", "96x96"];
+    let min_of = |precision: &str| {
+        let o = mafat(
+            &[
+                &["plan"],
+                &model[..],
+                &["--min-budget", "--precision", precision, "--json"],
+            ]
+            .concat(),
+        );
+        (o.status.success()).then(|| json_of(&o))
+    };
+    let Some(full) = min_of("f32") else {
+        return common::skip(test, "no GPU adapter");
+    };
+    let half = min_of("f16").expect("lavapipe has shader-f16");
+    let (min32, min16) = (
+        full["min_budget_bytes"].as_u64().unwrap(),
+        half["min_budget_bytes"].as_u64().unwrap(),
+    );
+    assert!(
+        min16 * 2 <= min32 + 4096 && min16 * 2 > min32 / 2,
+        "{min16} vs {min32}"
+    );
+    let untiled16 = half["untiled_peak_bytes"].as_u64().unwrap();
+    // Everything halves but the parameter blocks and timestamps.
+    let untiled32 = full["untiled_peak_bytes"].as_u64().unwrap();
+    assert!(
+        untiled16 * 2 >= untiled32 && untiled16 * 2 <= untiled32 + 4096,
+        "{untiled16} vs {untiled32}"
+    );
+    let b = ((min16 + untiled16) / 2).to_string();
+    let o = mafat(
+        &[
+            &["plan"],
+            &model[..],
+            &[
+                "--budget",
+                &b,
+                "--precision",
+                "f16",
+                "--calibration",
+                cal,
+                "--out",
+                pf,
+                "--json",
+            ],
+        ]
+        .concat(),
+    );
+    let v = json_of(&o);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pf).unwrap()).unwrap();
+    assert_eq!(saved["precision"], "f16");
+
+    // At f32 the plan is refused, naming both precisions and the fix.
+    let o = mafat(&[&["run"], &model[..], &["--plan", pf]].concat());
+    assert_clean_error(
+        &o,
+        "stores maps and weights as f16, this run as f32; run it with --precision f16",
+    );
+    let o = mafat(
+        &[
+            &["run"],
+            &model[..],
+            &[
+                "--plan",
+                pf,
+                "--precision",
+                "f16",
+                "--runs",
+                "1",
+                "--verify",
+                "--json",
+            ],
+        ]
+        .concat(),
+    );
+    let r = json_of(&o);
+    assert_eq!(r["precision"], "f16");
+    assert_eq!(r["config"], v["config"]);
+    assert_eq!(r["measured_peak_bytes"], v["predicted_peak_bytes"]);
+    assert_eq!(r["bit_exact_untiled"], true);
+    let d = r["max_diff_cpu_over_absmax"].as_f64().unwrap();
+    assert!(d <= 1e-2, "{d} of the absmax from the f16 CPU reference");
+
+    // The sweep at f16: every row says so, and mafat fits from the f16 minimum.
+    let csv = dir.join("sweep-f16.csv");
+    let o = mafat(
+        &[
+            &["sweep"],
+            &model[..],
+            &[
+                "--budgets",
+                "min..untiled:2",
+                "--runs",
+                "1",
+                "--precision",
+                "f16",
+                "--calibration",
+                cal,
+                "--csv",
+                csv.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let at = header.iter().position(|h| *h == "precision").unwrap();
+    let budget = header.iter().position(|h| *h == "budget_bytes").unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2 * 5, "{text}");
+    let first: u64 = rows[0].split(',').nth(budget).unwrap().parse().unwrap();
+    assert!(
+        first < min32 * 3 / 4,
+        "the sweep starts near the f16 minimum: {first}"
+    );
+    // (The quoted config column holds commas: count the precision from the row's end.)
+    let from_end = header.len() - at;
+    for row in rows {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells[cells.len() - from_end], "f16", "{row}");
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Budgets hold on the device: for budgets from 8 MiB up, a configuration that fits is run under the
+//! Budgets hold on the device, storing f32 and f16: for budgets from 8 MiB (f16: 4 MiB) up, a configuration that fits is run under the
 //! budget, the pool never passes it, and wgpu's allocator reserves at most the budget plus a small
 //! constant (its own buffers and block granularity). Its own test binary: the allocator report covers
 //! the whole device, so nothing else may allocate meanwhile.
@@ -11,14 +11,27 @@ use mafat::input::InputSource;
 use mafat::model::{self, weights::WeightSource};
 use mafat::plan::{Config, MemoryPlan, Mode, Residency, search};
 
-/// What wgpu reserves beyond the pool's bytes, at most (measured 1.94–1.95 MiB on lavapipe).
-const ALLOCATOR_SLACK: u64 = 5 << 19; // 2.5 MiB
+/// What wgpu reserves beyond the pool's bytes, at most: its own buffers (0.5 MiB) and the unused
+/// rest of partly filled sub-allocation blocks (blocks of up to 1 MiB, one partly filled per kind
+/// of memory: device storage, uniform, upload, readback). Measured on lavapipe: 1.92–1.99 MiB
+/// storing f32; storing f16 2.94–2.99 MiB (the two 512 KiB staging buffers each leave half a block)
+/// and once 4.44 MiB.
+const ALLOCATOR_SLACK: u64 = 9 << 19; // 4.5 MiB
 
+/// f32, then f16 on a second device (one after the other: each allocator report covers its device).
 #[test]
 fn allocator_stays_within_budget_plus_a_constant() {
-    let Some(g) = gpu_common::gpu("allocator_stays_within_budget") else {
-        return;
-    };
+    let test = "allocator_stays_within_budget";
+    if let Some(g) = gpu_common::gpu(test) {
+        within_budget(g, &[8, 12, 16, 24, 32, 48, 64, 96]);
+    }
+    if let Some(g) = gpu_common::gpu_f16(test) {
+        within_budget(g, &[4, 6, 8, 12, 16, 24, 32, 48]);
+    }
+}
+
+fn within_budget(g: &gpu_common::Gpu, budgets_mib: &[u64]) {
+    let precision = g.session.precision();
     let net = model::load("yolov2-16", Some((608, 608))).unwrap();
     let planner = g.planner(&net);
     let w = WeightSource::Random(1).load(&net).unwrap();
@@ -41,7 +54,7 @@ fn allocator_stays_within_budget_plus_a_constant() {
         }
     }
     let mut report = Vec::new();
-    for mib in [8u64, 12, 16, 24, 32, 48, 64, 96] {
+    for &mib in budgets_mib {
         let budget = mib << 20;
         // The largest candidate that fits (the most memory the budget allows among them).
         let Some(plan) = plans
@@ -67,10 +80,10 @@ fn allocator_stays_within_budget_plus_a_constant() {
         assert!(stats.peak <= budget);
         assert!(
             reserved <= budget + ALLOCATOR_SLACK,
-            "{mib} MiB {cfg}: reserved {reserved} > budget + {ALLOCATOR_SLACK}"
+            "{precision} {mib} MiB {cfg}: reserved {reserved} > budget + {ALLOCATOR_SLACK}"
         );
         report.push(format!(
-            "{mib:>3} MiB: {cfg} peak {predicted} allocated {allocated} reserved {reserved} (+{:.2} MiB)",
+            "{precision} {mib:>3} MiB: {cfg} peak {predicted} allocated {allocated} reserved {reserved} (+{:.2} MiB)",
             (reserved as f64 - predicted as f64) / (1 << 20) as f64
         ));
     }

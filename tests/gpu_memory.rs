@@ -1,4 +1,5 @@
-//! The memory predictor is exact: for randomized configurations over yolov2-16, yolov2-tiny and random
+//! The memory predictor is exact, storing f32 and f16: for randomized configurations over yolov2-16,
+//! yolov2-tiny and random
 //! conv/pool chains, under both weight-residency policies, the pool's measured peak equals the plan's
 //! predicted peak to the byte — and the output still equals the untiled run's bit for bit.
 
@@ -16,28 +17,48 @@ fn predicted_peak_equals_measured_peak_over_random_configs() {
     let Some(g) = gpu_common::gpu("predicted_peak_equals_measured_peak") else {
         return;
     };
+    predicted_equals_measured(g, 23, 400);
+}
+
+/// The same with maps and weights stored as f16 (random floats: integer data deep in a network
+/// passes f16's largest value).
+#[test]
+fn f16_predicted_peak_equals_measured_peak_over_random_configs() {
+    let Some(g) = gpu_common::gpu_f16("f16_predicted_peak_equals_measured_peak") else {
+        return;
+    };
+    predicted_equals_measured(g, 13, 200);
+}
+
+/// Over the three backbones and random chains up to `networks` networks, 10 configurations each
+/// under both residencies: at least `at_least` runs checked.
+fn predicted_equals_measured(g: &gpu_common::Gpu, networks: usize, at_least: usize) {
+    let f16 = g.session.precision() == mafat::Precision::F16;
     let mut r = Lcg(5);
     let mut nets: Vec<Network> = vec![
         model::load("yolov2-16", Some((96, 96))).unwrap(),
         model::load("yolov2-16", Some((128, 160))).unwrap(),
         model::load("yolov2-tiny", Some((128, 128))).unwrap(),
     ];
-    while nets.len() < 23 {
+    while nets.len() < networks {
         if let Some(n) = random_chain(&mut r) {
             nets.push(n);
         }
     }
     let mut checked = 0;
     for (k, net) in nets.iter().enumerate() {
-        let w = WeightSource::Int(1).load(net).unwrap();
-        let x = InputSource::Int(2).load(net.input).unwrap();
+        let (w, x) = match f16 {
+            false => (WeightSource::Int(1), InputSource::Int(2)),
+            true => (WeightSource::Random(1), InputSource::Random(2)),
+        };
+        let (w, x) = (w.load(net).unwrap(), x.load(net.input).unwrap());
         // Every other network on a kernel variant per layer drawn at random (Winograd's workspace
         // and transformed weights are part of the plan).
         let ops = match k % 2 {
             0 => mafat::kernel::select_all(net).unwrap(),
             _ => gpu_common::random_ops(net, &mut |n| r.next(n)),
         };
-        let planner = mafat::plan::Planner::with_ops(net, &g.limits(), ops.clone()).unwrap();
+        let planner = g.session.planner_on(net, ops.clone()).unwrap();
         let (untiled, _, _) = g
             .run_ops(net, &w, &x, &ops, &Config::untiled(), Mode::Layerwise)
             .unwrap();
@@ -87,7 +108,7 @@ fn predicted_peak_equals_measured_peak_over_random_configs() {
             }
         }
     }
-    assert!(checked >= 400, "{checked}");
+    assert!(checked >= at_least, "{checked}");
 }
 
 /// The first `end` layers of a network (for random configs over a backbone).

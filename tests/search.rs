@@ -50,6 +50,7 @@ fn synthetic_cost(net: &Network, r: &mut Lcg) -> CostModel {
             network_hash: mafat::plan::cost::network_hash(net),
             mafat: env!("CARGO_PKG_VERSION").into(),
             kernels: "default".into(),
+            precision: mafat::Precision::F32,
         },
         timing: "synthetic".into(),
         layers,

@@ -105,3 +105,40 @@ fn a_session_on_the_callers_device_runs_a_budgeted_network() {
         .to_string();
     assert!(e.contains("budget"), "{e}");
 }
+
+/// A caller's device opened without shader-f16: a session asked to store f16 on it refuses to
+/// prepare a network, in one line naming what the device lacks and the way out.
+#[test]
+fn f16_on_a_device_without_shader_f16_is_refused_in_one_line() {
+    let test = "f16_on_a_device_without_shader_f16_is_refused_in_one_line";
+    let Some((device, queue)) = callers_device() else {
+        return common::skip(test, "no GPU adapter");
+    };
+    assert!(!device.features().contains(wgpu::Features::SHADER_F16));
+    let options = SessionOptions {
+        precision: mafat::Precision::F16,
+        ..SessionOptions::default()
+    };
+    let session = Session::from_device(device, queue, &options);
+    let net = model::load("yolov2-16", Some((64, 48))).unwrap();
+    let w = WeightSource::Int(3).load(&net).unwrap();
+    let plan = session
+        .plan(
+            &net,
+            &Config::untiled(),
+            Mode::Layerwise,
+            Residency::Resident,
+        )
+        .unwrap();
+    assert_eq!(plan.precision, mafat::Precision::F16);
+    let e = session
+        .prepare(&net, &w, plan, None)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("shader-f16") && e.contains("--precision f32"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+}

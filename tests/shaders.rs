@@ -1,18 +1,21 @@
 //! Every kernel's WGSL, for every device capability, parses and validates with naga (no GPU needed),
 //! declares the workgroup size its kernel reports, and binds exactly what its kernel lists.
 
+use mafat::Precision;
 use mafat::kernel::{KernelRef, PARAMS_BYTES, REGISTRY, ShaderCaps, Slot};
 
-fn variants() -> Vec<(KernelRef, ShaderCaps, String)> {
+fn variants() -> Vec<(KernelRef, ShaderCaps, Precision, String)> {
     let mut v = Vec::new();
     for &k in REGISTRY {
         for subgroups in [false, true] {
-            let caps = ShaderCaps {
-                subgroups,
-                fast_workgroup_memory: true,
-            };
-            let k = KernelRef(k);
-            v.push((k, caps, k.source(caps)));
+            for precision in Precision::BOTH {
+                let caps = ShaderCaps {
+                    subgroups,
+                    fast_workgroup_memory: true,
+                };
+                let k = KernelRef(k);
+                v.push((k, caps, precision, k.source(caps, precision)));
+            }
         }
     }
     v
@@ -20,13 +23,13 @@ fn variants() -> Vec<(KernelRef, ShaderCaps, String)> {
 
 #[test]
 fn every_kernel_validates_with_naga() {
-    for (k, caps, src) in variants() {
-        let what = format!("{} ({caps:?})", k.name());
+    for (k, caps, precision, src) in variants() {
+        let what = format!("{} ({caps:?}, {precision})", k.name());
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(&src)));
         let info = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::SUBGROUP,
+            naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
         )
         .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
         .subgroup_operations(naga::valid::SubgroupOperationSet::all())

@@ -358,7 +358,7 @@ fn kernels_whose_weights_pass_the_binding_limit_are_refused() {
         subgroups: true,
         fast_workgroup_memory: true,
     };
-    let all = mafat::tune::choice::assignments(&net, max, caps).unwrap();
+    let all = mafat::tune::choice::assignments(&net, max, caps, mafat::Precision::F32).unwrap();
     for a in &all {
         Planner::with_ops(&net, &limits(), a.clone()).unwrap();
         assert_ne!(a[29], mafat::kernel::Op::Dispatch(f4));
@@ -371,6 +371,6 @@ fn kernels_whose_weights_pass_the_binding_limit_are_refused() {
         fast_workgroup_memory: false,
         ..caps
     };
-    let all = mafat::tune::choice::assignments(&net, max, cpu).unwrap();
+    let all = mafat::tune::choice::assignments(&net, max, cpu, mafat::Precision::F32).unwrap();
     assert!(all.iter().all(|a| a[2] != gemm));
 }

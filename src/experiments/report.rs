@@ -10,7 +10,7 @@ pub(crate) const MIB: f64 = (1u64 << 20) as f64;
 /// Write every row as CSV (one line per budget and method, a header first).
 pub fn write_csv(path: &Path, rows: &[SweepRow]) -> Result<()> {
     let mut s = String::from(
-        "budget_bytes,budget_mib,method,fits,method_min_bytes,config,mode,residency,kernels,predicted_peak_bytes,measured_peak_bytes,predicted_ms,latency_ms,latency_q1_ms,latency_q3_ms,runs,mac_ratio\n",
+        "budget_bytes,budget_mib,method,fits,method_min_bytes,config,mode,residency,kernels,precision,predicted_peak_bytes,measured_peak_bytes,predicted_ms,latency_ms,latency_q1_ms,latency_q3_ms,runs,mac_ratio\n",
     );
     let num = |v: f64| {
         if v.is_finite() {
@@ -21,7 +21,7 @@ pub fn write_csv(path: &Path, rows: &[SweepRow]) -> Result<()> {
     };
     for r in rows {
         s += &format!(
-            "{},{:.3},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{:.3},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.budget_bytes,
             r.budget_bytes as f64 / MIB,
             r.method,
@@ -35,6 +35,7 @@ pub fn write_csv(path: &Path, rows: &[SweepRow]) -> Result<()> {
             r.mode,
             r.residency,
             r.kernels,
+            r.precision,
             r.predicted_peak_bytes,
             r.measured_peak_bytes,
             num(r.predicted_ms),

@@ -81,6 +81,8 @@ pub struct SweepRow {
     /// The kernels: `tuned` (the fastest per layer on the adapter), `default` (the registry's
     /// first), or `tuned with N on default` (mafat's search moved N layers back).
     pub kernels: String,
+    /// How maps and weights were stored: `f32` or `f16` (the same on every row of a sweep).
+    pub precision: String,
     /// The planner's peak device bytes for it.
     pub predicted_peak_bytes: u64,
     /// The buffer pool's peak device bytes while it ran.
@@ -248,15 +250,14 @@ pub fn sweep(
 ) -> Result<Vec<SweepRow>> {
     cost.validate(net)?;
     let runs = runs.max(1);
-    let limits = m.planner().limits().clone();
     let defaults = kernel::select_all(net)?;
     let sets = [
         KernelSet {
-            planner: Planner::with_ops(net, &limits, cost.ops(net)?)?,
+            planner: m.planner().with_ops_like(cost.ops(net)?)?,
             cost: cost.clone(),
         },
         KernelSet {
-            planner: Planner::with_ops(net, &limits, defaults.clone())?,
+            planner: m.planner().with_ops_like(defaults.clone())?,
             cost: cost.for_ops(net, &defaults),
         },
     ];
@@ -322,7 +323,7 @@ pub fn sweep(
                 let label = kernels_label(&p.ops, &sets);
                 fitting_row(m, budget, method, &p, &measured[k], label)
             }
-            Err(least) => Ok(missing_row(budget, method, least)),
+            Err(least) => Ok(missing_row(budget, method, least, m.planner().precision())),
         })
         .collect()
 }
@@ -337,11 +338,10 @@ fn fitting_row(
     kernels: String,
 ) -> Result<SweepRow> {
     let net = m.planner().net();
-    let plan = Planner::with_ops(net, m.planner().limits(), p.ops.clone())?.plan(
-        &p.config,
-        p.mode,
-        p.residency,
-    )?;
+    let plan = m
+        .planner()
+        .with_ops_like(p.ops.clone())?
+        .plan(&p.config, p.mode, p.residency)?;
     let mut runs = r.runs_ms.clone();
     Ok(SweepRow {
         budget_bytes: budget,
@@ -352,6 +352,7 @@ fn fitting_row(
         mode: p.mode.as_str().into(),
         residency: p.residency.as_str().into(),
         kernels,
+        precision: plan.precision.as_str().into(),
         predicted_peak_bytes: p.peak_bytes,
         measured_peak_bytes: r.peak_bytes,
         predicted_ms: p.predicted_ms,
@@ -364,7 +365,12 @@ fn fitting_row(
 }
 
 /// The row of a method that fits nothing at `budget`: the least it needs.
-fn missing_row(budget: u64, method: &str, least: u64) -> SweepRow {
+fn missing_row(
+    budget: u64,
+    method: &str,
+    least: u64,
+    precision: crate::precision::Precision,
+) -> SweepRow {
     SweepRow {
         budget_bytes: budget,
         method: method.into(),
@@ -374,6 +380,7 @@ fn missing_row(budget: u64, method: &str, least: u64) -> SweepRow {
         mode: String::new(),
         residency: String::new(),
         kernels: String::new(),
+        precision: precision.as_str().into(),
         predicted_peak_bytes: 0,
         measured_peak_bytes: 0,
         predicted_ms: f64::NAN,

@@ -24,6 +24,8 @@ pub struct GpuContext {
     /// Subgroup operations with subgroups of at least [`MIN_SUBGROUP_LANES`] lanes: the conv kernel
     /// shares weight loads across the subgroup. `MAFAT_NO_SUBGROUPS=1` turns this off.
     pub subgroups: bool,
+    /// WGSL `f16` with 16-bit storage (`SHADER_F16`): maps and weights may be stored as f16.
+    pub f16: bool,
     /// Errors wgpu reported outside any error scope, collected instead of panicking (only on a
     /// device mafat opened itself: a caller's device keeps the caller's handler).
     uncaptured: Arc<Mutex<Vec<String>>>,
@@ -102,7 +104,11 @@ impl GpuContext {
         let limits = chosen.limits();
         let timestamps = chosen.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let subgroups = allow_subgroups && subgroups_usable(chosen.features(), &info);
+        let f16 = chosen.features().contains(wgpu::Features::SHADER_F16);
         let mut required_features = wgpu::Features::empty();
+        if f16 {
+            required_features |= wgpu::Features::SHADER_F16;
+        }
         if timestamps {
             required_features |= wgpu::Features::TIMESTAMP_QUERY;
         }
@@ -147,6 +153,7 @@ impl GpuContext {
             limits,
             timestamps,
             subgroups,
+            f16,
             uncaptured,
         })
     }
@@ -162,12 +169,24 @@ impl GpuContext {
         GpuContext {
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             subgroups: allow_subgroups && subgroups_usable(features, &info),
+            f16: features.contains(wgpu::Features::SHADER_F16),
             device,
             queue,
             info,
             limits,
             uncaptured: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Fail, in one line, when maps and weights cannot be stored at `precision` on this device.
+    pub fn check_precision(&self, precision: crate::precision::Precision) -> Result<()> {
+        if precision == crate::precision::Precision::F16 && !self.f16 {
+            return Err(Error::Unsupported(format!(
+                "--precision f16 needs shader-f16 (WGSL f16 with 16-bit storage), which {} lacks; use --precision f32",
+                self.info.name
+            )));
+        }
+        Ok(())
     }
 
     /// The limits the planner respects, read from the device.

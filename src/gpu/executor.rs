@@ -125,6 +125,7 @@ impl Executor {
                 net.layers.len()
             )));
         }
+        ctx.check_precision(plan.precision)?;
         let mut ex = Executor {
             net: net.clone(),
             pool: BufferPool::new(budget),
@@ -163,7 +164,8 @@ impl Executor {
         Ok(ex)
     }
 
-    /// Layer `i`'s weights packed by its kernel.
+    /// Layer `i`'s weights packed by its kernel, stored at the plan's precision (padded to whole
+    /// 4-byte words, as copies need).
     fn packed(&self, i: usize, weights: &Weights) -> Result<Vec<u8>> {
         let (Op::Dispatch(k), Some(p)) = (self.plan.ops[i], &weights.layers[i]) else {
             return Err(Error::Usage(format!(
@@ -171,7 +173,8 @@ impl Executor {
                 self.net.name
             )));
         };
-        Ok(k.pack_weights(&self.net, i, p))
+        let f32s: Vec<f32> = bytemuck::pod_collect_to_vec(&k.pack_weights(&self.net, i, p));
+        Ok(padded(self.plan.precision.encode(&f32s)))
     }
 
     /// Resident weights go to their buffers now; per-group weights are packed into one block per
@@ -214,7 +217,13 @@ impl Executor {
         for (j, d) in plan.dispatches().enumerate() {
             let work = d.work(&self.net);
             let entry = d.kernel.entry(&work, d.stage);
-            let pipe = pipelines.get(ctx, d.kernel, entry, &d.kernel.constants(&work))?;
+            let pipe = pipelines.get(
+                ctx,
+                d.kernel,
+                entry,
+                &d.kernel.constants(&work),
+                plan.precision,
+            )?;
             // Storage bindings are rounded up to whole vec4s where the buffer allows (kernels may
             // view them as vec4 arrays; arena items are 16-byte aligned, so this stays inside the
             // item's own aligned bytes).
@@ -319,7 +328,7 @@ impl Executor {
             &self.buffers[plan.upload],
             &self.buffers[plan.input.buffer].buffer,
             plan.input.offset,
-            bytemuck::cast_slice(&input.data),
+            &padded(plan.precision.encode(&input.data)),
         )?;
         let wall_groups = time_each_group && self.query_set.is_none();
         let t0 = Instant::now();
@@ -475,14 +484,17 @@ impl Executor {
             let map = self.plan.map_of(src).ok_or_else(|| {
                 Error::Unsupported(format!("output {src:?} has no map in the plan"))
             })?;
+            // Whole 4-byte words (an f16 map of odd length reads 2 bytes of its arena padding).
+            let precision = self.plan.precision;
+            let len = shape.len() as u64 * precision.bytes();
             let bytes = download(
                 ctx,
                 &self.buffers[self.plan.readback],
                 &self.buffers[map.buffer].buffer,
                 map.offset,
-                shape.bytes(),
+                len.next_multiple_of(4),
             )?;
-            let t = Tensor::from_vec(shape, bytemuck::pod_collect_to_vec(&bytes));
+            let t = Tensor::from_vec(shape, precision.decode(&bytes[..len as usize]));
             outputs.push(match &net.layers[o].kind {
                 LayerKind::Region(r) => crate::reference::region(&t, r),
                 LayerKind::Yolo(y) => crate::reference::yolo(&t, y),
@@ -491,6 +503,12 @@ impl Executor {
         }
         Ok(outputs)
     }
+}
+
+/// `bytes` padded with zeros to whole 4-byte words (buffer copies move whole words).
+fn padded(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    bytes
 }
 
 /// Wall-clock group times recorded while submitting (devices without timestamps).

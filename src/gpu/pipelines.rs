@@ -3,12 +3,12 @@
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::kernel::{Constants, KernelRef};
+use crate::kernel::{Constants, KernelRef, Precision};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// A pipeline: kernel name, entry point, constants.
-type Key = (&'static str, usize, Constants);
+/// A pipeline: kernel name, entry point, constants, storage precision.
+type Key = (&'static str, usize, Constants, Precision);
 
 /// The compiled pipelines of one device, by kernel name, entry point and overridden constants.
 #[derive(Default)]
@@ -22,16 +22,18 @@ impl Pipelines {
         Self::default()
     }
 
-    /// The pipeline of entry point `entry` of kernel `k` with `constants` on `ctx`'s device,
-    /// compiled now if it is the first request (a shader compilation error becomes `Error::Gpu`).
+    /// The pipeline of entry point `entry` of kernel `k` with `constants`, maps and weights stored
+    /// at `precision`, on `ctx`'s device, compiled now if it is the first request (a shader
+    /// compilation error becomes `Error::Gpu`).
     pub fn get(
         &self,
         ctx: &GpuContext,
         k: KernelRef,
         entry: usize,
         constants: &Constants,
+        precision: Precision,
     ) -> Result<wgpu::ComputePipeline> {
-        let key = (k.name(), entry, constants.clone());
+        let key = (k.name(), entry, constants.clone(), precision);
         if let Some(p) = self.lock().get(&key) {
             return Ok(p.clone());
         }
@@ -47,7 +49,9 @@ impl Pipelines {
                     .device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(k.name()),
-                        source: wgpu::ShaderSource::Wgsl(k.source(ctx.shader_caps()).into()),
+                        source: wgpu::ShaderSource::Wgsl(
+                            k.source(ctx.shader_caps(), precision).into(),
+                        ),
                     });
                 ctx.device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -71,7 +75,7 @@ impl Pipelines {
     pub fn compile_all(&self, ctx: &GpuContext) -> Result<()> {
         for &k in crate::kernel::REGISTRY {
             for entry in 0..k.entry_points().len() {
-                self.get(ctx, KernelRef(k), entry, &Constants::new())?;
+                self.get(ctx, KernelRef(k), entry, &Constants::new(), Precision::F32)?;
             }
         }
         Ok(())

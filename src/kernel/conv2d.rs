@@ -181,9 +181,9 @@ fn source(b: Blocking, subgroups: bool) -> String {
 // The activation, fixed per pipeline (the branches on it fold away).
 override ACT: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> wts: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<Store>;
+@group(0) @binding(2) var<storage, read_write> wts: array<Weight4>;
+@group(0) @binding(3) var<storage, read_write> dst: array<Store>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
@@ -208,7 +208,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     );
     for c in 0..cq {
         let _ = writeln!(s, "    let q{c} = min(qb + {c}u, last);");
-        let _ = writeln!(s, "    let b{c} = wts[nq * p.cin_g * kk + q{c}];");
+        let _ = writeln!(
+            s,
+            "    let b{c} = vec4<f32>(wts[nq * p.cin_g * kk + q{c}]);"
+        );
         for j in 0..px {
             let _ = writeln!(s, "    var a{j}_{c} = b{c};");
         }
@@ -232,7 +235,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 ",
     );
     for c in 0..cq {
-        let _ = writeln!(s, "                let w{c} = wts[wr{c} + t];");
+        let _ = writeln!(s, "                let w{c} = vec4<f32>(wts[wr{c} + t]);");
     }
     push_tap_pixels(&mut s, "", b);
     s.push_str("            }\n        }\n    }\n");
@@ -250,9 +253,9 @@ fn source_subgroups(b: Blocking) -> String {
 // The activation, fixed per pipeline (the branches on it fold away).
 override ACT: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> wts: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<Store>;
+@group(0) @binding(2) var<storage, read_write> wts: array<Weight4>;
+@group(0) @binding(3) var<storage, read_write> dst: array<Store>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(
@@ -280,7 +283,7 @@ fn main(
     let kk = k * k;
     let last = nq - 1u;
     let myq = min(qb + lane % {cq}u, last);
-    let bmine = wts[nq * p.cin_g * kk + myq];",
+    let bmine = vec4<f32>(wts[nq * p.cin_g * kk + myq]);",
         pm1 = px - 1
     );
     for c in 0..cq {
@@ -311,12 +314,15 @@ fn main(
         let _ = writeln!(s, "            var r{m} = 0.0;");
         let _ = writeln!(
             s,
-            "            if (ok{m}) {{ r{m} = src[rbase + ix_base + {m}]; }}"
+            "            if (ok{m}) {{ r{m} = f32(src[rbase + ix_base + {m}]); }}"
         );
     }
     for kx in 0..3 {
         let _ = writeln!(s, "            {{");
-        let _ = writeln!(s, "            let wmine = wts[wrow + ky * 3u + {kx}u];");
+        let _ = writeln!(
+            s,
+            "            let wmine = vec4<f32>(wts[wrow + ky * 3u + {kx}u]);"
+        );
         for c in 0..cq {
             let _ = writeln!(s, "            let w{c} = subgroupShuffle(wmine, {c}u);");
         }
@@ -340,7 +346,7 @@ fn main(
             let rok = n > 0u && iy >= 0 && iy < p.map_h;
             let rbase = i32((cbuf * p.in_h) + u32(iy - p.in_y0)) * i32(p.in_w) - p.in_x0;
             for (var kx = 0u; kx < k; kx++) {
-                let wmine = wts[wrow + ky * k + kx];
+                let wmine = vec4<f32>(wts[wrow + ky * k + kx]);
 ",
     );
     for c in 0..cq {
@@ -366,7 +372,7 @@ fn push_tap_pixels(s: &mut String, guard: &str, b: Blocking) {
             s,
             "                if ({guard}n > {j}u && x{j} >= 0 && x{j} < p.map_w) {{"
         );
-        let _ = writeln!(s, "                    let v = src[rbase + x{j}];");
+        let _ = writeln!(s, "                    let v = f32(src[rbase + x{j}]);");
         push_madds(s, "                    ", j, "v", b);
         s.push_str("                }\n");
     }
@@ -396,11 +402,11 @@ fn push_stores(s: &mut String, b: Blocking) {
         );
         for j in 0..b.pixels {
             if j == 0 {
-                let _ = writeln!(s, "        dst[o] = activate(a0_{c}[l], ACT);");
+                let _ = writeln!(s, "        dst[o] = Store(activate(a0_{c}[l], ACT));");
             } else {
                 let _ = writeln!(
                     s,
-                    "        if (n > {j}u) {{ dst[o + {j}u] = activate(a{j}_{c}[l], ACT); }}"
+                    "        if (n > {j}u) {{ dst[o + {j}u] = Store(activate(a{j}_{c}[l], ACT)); }}"
                 );
             }
         }

@@ -124,11 +124,11 @@ fn source(b: Blocking, subgroups: bool) -> String {
 // The activation, fixed per pipeline (the branches on it fold away).
 override ACT: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> srcv: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> wts: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dstv: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> srcs: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dsts: array<f32>;
+@group(0) @binding(1) var<storage, read_write> srcv: array<Store4>;
+@group(0) @binding(2) var<storage, read_write> wts: array<Weight4>;
+@group(0) @binding(3) var<storage, read_write> dstv: array<Store4>;
+@group(0) @binding(4) var<storage, read_write> srcs: array<Store>;
+@group(0) @binding(5) var<storage, read_write> dsts: array<Store>;
 "
     );
     for flat in [true, false] {
@@ -190,13 +190,16 @@ fn {name}(
     }
     if subgroups {
         let _ = writeln!(s, "    let myq = min(qb + lane % {cq}u, last);");
-        let _ = writeln!(s, "    let bmine = wts[nq * cin + myq];");
+        let _ = writeln!(s, "    let bmine = vec4<f32>(wts[nq * cin + myq]);");
     }
     for c in 0..cq {
         if subgroups {
             let _ = writeln!(s, "    let b{c} = subgroupShuffle(bmine, {c}u);");
         } else {
-            let _ = writeln!(s, "    let b{c} = wts[nq * cin + min(qb + {c}u, last)];");
+            let _ = writeln!(
+                s,
+                "    let b{c} = vec4<f32>(wts[nq * cin + min(qb + {c}u, last)]);"
+            );
         }
         for j in 0..px {
             let _ = writeln!(s, "    var a{j}_{c} = b{c};");
@@ -206,16 +209,16 @@ fn {name}(
     if flat {
         s.push_str("        let base = ci * pv + vb;\n");
         for k in 0..px / 4 {
-            let _ = writeln!(s, "        let v{k} = srcv[base + {k}u];");
+            let _ = writeln!(s, "        let v{k} = vec4<f32>(srcv[base + {k}u]);");
         }
     } else {
         s.push_str("        let base = ci * chan;\n");
         for j in 0..px {
-            let _ = writeln!(s, "        let x{j} = srcs[base + i{j}];");
+            let _ = writeln!(s, "        let x{j} = f32(srcs[base + i{j}]);");
         }
     }
     if subgroups {
-        let _ = writeln!(s, "        let wmine = wts[myq * cin + ci];");
+        let _ = writeln!(s, "        let wmine = vec4<f32>(wts[myq * cin + ci]);");
     }
     for c in 0..cq {
         if subgroups {
@@ -223,7 +226,7 @@ fn {name}(
         } else {
             let _ = writeln!(
                 s,
-                "        let w{c} = wts[min(qb + {c}u, last) * cin + ci];"
+                "        let w{c} = vec4<f32>(wts[min(qb + {c}u, last) * cin + ci]);"
             );
         }
     }
@@ -265,7 +268,7 @@ fn push_stores(s: &mut String, b: Blocking, flat: bool) {
                     .collect();
                 let _ = writeln!(
                     s,
-                    "            dstv[base + {k}u] = vec4<f32>({});",
+                    "            dstv[base + {k}u] = Store4(vec4<f32>({}));",
                     parts.join(", ")
                 );
             }
@@ -273,7 +276,7 @@ fn push_stores(s: &mut String, b: Blocking, flat: bool) {
             for j in 0..px {
                 let _ = writeln!(
                     s,
-                    "            if (n > {j}u) {{ let e = f * plane + q0 + {j}u; dstv[e >> 2u][e & 3u] = activate(a{j}_{c}[l], ACT); }}"
+                    "            if (n > {j}u) {{ let e = f * plane + q0 + {j}u; dstv[e >> 2u][e & 3u] = Store(activate(a{j}_{c}[l], ACT)); }}"
                 );
             }
             s.push_str("        }\n");
@@ -282,7 +285,7 @@ fn push_stores(s: &mut String, b: Blocking, flat: bool) {
             for j in 0..px {
                 let _ = writeln!(
                     s,
-                    "        if (n > {j}u) {{ dsts[ob + o{j}] = activate(a{j}_{c}[l], ACT); }}"
+                    "        if (n > {j}u) {{ dsts[ob + o{j}] = Store(activate(a{j}_{c}[l], ACT)); }}"
                 );
             }
         }

@@ -447,9 +447,9 @@ fn source(k: &Conv2dWinograd, subgroups: bool) -> String {
 // The activation, fixed per pipeline (the branches on it fold away).
 override ACT: u32 = 0u;
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> wts: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read_write> src: array<Store>;
+@group(0) @binding(2) var<storage, read_write> wts: array<Weight4>;
+@group(0) @binding(3) var<storage, read_write> dst: array<Store>;
 @group(0) @binding(4) var<storage, read_write> vws: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> mws: array<vec4<f32>>;
 ",
@@ -476,7 +476,7 @@ fn cell(c: u32, y: i32, x: i32) -> f32 {{
     let ry = y - p.in_y0;
     let rx = x - p.in_x0;
     if (ry < 0 || ry >= i32(p.in_h) || rx < 0 || rx >= i32(p.in_w)) {{ return 0.0; }}
-    return src[(c * p.in_h + u32(ry)) * p.in_w + u32(rx)];
+    return f32(src[(c * p.in_h + u32(ry)) * p.in_w + u32(rx)]);
 }}
 
 @compute @workgroup_size(64, 1, 1)
@@ -584,7 +584,10 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
     }
     if subgroups {
         for r in 0..quads / 8 {
-            let _ = writeln!(s, "        let um{r} = wts[ub + ci * nq + myq{r}];");
+            let _ = writeln!(
+                s,
+                "        let um{r} = vec4<f32>(wts[ub + ci * nq + myq{r}]);"
+            );
         }
     }
     for c in 0..quads {
@@ -598,7 +601,7 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
         } else {
             let _ = writeln!(
                 s,
-                "        let w{c} = wts[ub + ci * nq + min(qb + {c}u, last)];"
+                "        let w{c} = vec4<f32>(wts[ub + ci * nq + min(qb + {c}u, last)]);"
             );
         }
     }
@@ -657,8 +660,11 @@ fn output_transform(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
             let _ = writeln!(s, "    let s{i}_{j} = {};", combination(t.at[i], &terms));
         }
     }
-    s.push_str("    let bias = wts[");
-    let _ = writeln!(s, "{}u * p.cin_g * nq + q];", n * n);
+    let _ = writeln!(
+        s,
+        "    let bias = vec4<f32>(wts[{}u * p.cin_g * nq + q]);",
+        n * n
+    );
     for i in 0..m {
         for j in 0..m {
             let terms: Vec<String> = (0..n).map(|c| format!("s{i}_{c}")).collect();
@@ -698,7 +704,7 @@ fn output_transform(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         for j in 0..m {
             let _ = writeln!(
                 s,
-                "        if (in_y{i} && in_x{j}) {{ dst[at + {i} * i32(p.out_w) + {j}] = activate(y{i}{j}[l], ACT); }}"
+                "        if (in_y{i} && in_x{j}) {{ dst[at + {i} * i32(p.out_w) + {j}] = Store(activate(y{i}{j}[l], ACT)); }}"
             );
         }
     }

@@ -29,6 +29,7 @@ mod upsample;
 use crate::error::{Error, Result};
 use crate::model::weights::ConvParams;
 use crate::network::{LayerKind, Network, Source};
+pub use crate::precision::Precision;
 use crate::region::Region;
 pub use params::{PARAMS_BYTES, Params, act_code};
 use serde::Serialize;
@@ -416,9 +417,16 @@ impl Serialize for KernelRef {
 }
 
 impl KernelRef {
-    /// Its full WGSL: the prelude, then the kernel.
-    pub fn source(&self, caps: ShaderCaps) -> String {
-        format!("{PRELUDE}\n{}", self.wgsl(caps))
+    /// Its full WGSL for maps and weights stored at `precision`: the header of the stored types
+    /// (`Store`, `Store4` for maps; `Weight`, `Weight4` for weights), the prelude, then the kernel.
+    pub fn source(&self, caps: ShaderCaps, precision: Precision) -> String {
+        format!("{}{PRELUDE}\n{}", precision.wgsl_header(), self.wgsl(caps))
+    }
+
+    /// Bytes of layer `layer`'s packed weights stored at `precision` (before any padding to whole
+    /// words).
+    pub fn stored_weight_bytes(&self, net: &Network, layer: usize, precision: Precision) -> u64 {
+        precision.of_f32_bytes(self.weight_bytes(net, layer))
     }
 }
 

@@ -9,7 +9,8 @@ use crate::plan::limits::DeviceLimits;
 use crate::plan::memory::{BufferKind, BufferSpec, Residency, WeightsAt};
 use crate::plan::planner::Planner;
 
-/// Bytes moved per staging round trip (uploads of weights and input, readback of outputs).
+/// Bytes moved per staging round trip (uploads of weights and input, readback of outputs) when
+/// storing f32: 256 Ki elements. Storing f16 moves as many elements, in half the bytes.
 pub const STAGING_CHUNK: u64 = 1 << 20;
 
 /// The buffers of a plan in allocation order.
@@ -96,8 +97,9 @@ pub(crate) fn params(
     Ok(Some(list.add("parameters", BufferKind::Params, bytes)))
 }
 
-/// Upload staging (sized by the largest weight buffer or the input, at most [`STAGING_CHUNK`]) and
-/// readback staging (the largest map read back, at most a chunk). The parameter blocks go through
+/// Upload staging (sized by the largest weight buffer or the input, at most a chunk: [`STAGING_CHUNK`]
+/// at f32, its elements at the planner's precision) and readback staging (the largest map read
+/// back, at most a chunk). The parameter blocks go through
 /// the upload buffer in chunks too but do not size it, so staging does not depend on the
 /// configuration.
 pub(crate) fn staging(
@@ -106,26 +108,29 @@ pub(crate) fn staging(
     list: &mut BufferList,
 ) -> (usize, usize) {
     let net = p.net();
+    let chunk = p.precision().of_f32_bytes(STAGING_CHUNK);
     let largest_upload = (0..net.layers.len())
         .map(|i| p.weight_bytes(i))
-        .chain(std::iter::once(net.input.bytes()))
+        .chain(std::iter::once(p.map_bytes(net.input)))
         .max()
         .unwrap_or(4)
-        .max(4);
+        .max(4)
+        .next_multiple_of(8);
     let largest_readback = read_back
         .iter()
-        .map(|&s| net.shape_of(s).bytes())
+        .map(|&s| p.map_bytes(net.shape_of(s)))
         .max()
-        .unwrap_or(4);
+        .unwrap_or(4)
+        .next_multiple_of(8);
     let upload = list.add(
         "upload staging",
         BufferKind::Upload,
-        largest_upload.min(STAGING_CHUNK),
+        largest_upload.min(chunk),
     );
     let readback = list.add(
         "readback staging",
         BufferKind::Readback,
-        largest_readback.min(STAGING_CHUNK),
+        largest_readback.min(chunk),
     );
     (upload, readback)
 }

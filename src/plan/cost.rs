@@ -43,6 +43,9 @@ pub struct CalibrationKey {
     /// The kernels that could be chosen and how (`tuned`, `default`, `pinned:NAME`), with the
     /// shader capabilities they were compiled for: a calibration holds only for the same set.
     pub kernels: String,
+    /// How maps and weights were stored when timed (`f32` in files from before precisions).
+    #[serde(default)]
+    pub precision: crate::precision::Precision,
 }
 
 /// One measured point: a dispatch of `invocations` working invocations took `ms`.

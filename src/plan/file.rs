@@ -69,6 +69,9 @@ pub struct PlanFile {
     /// were chosen (the default kernels).
     #[serde(default)]
     pub kernels: Vec<String>,
+    /// How maps and weights are stored (`f32` in a plan from before precisions).
+    #[serde(default)]
+    pub precision: crate::precision::Precision,
 }
 
 /// Largest plan file read, in bytes.
@@ -98,6 +101,7 @@ impl PlanFile {
             mac_ratio: plan.mac_ratio(net),
             breakdown: Some(plan.breakdown()),
             kernels: plan.ops.iter().map(|o| o.name().to_string()).collect(),
+            precision: plan.precision,
         }
     }
 
@@ -156,8 +160,14 @@ impl PlanFile {
         Config::parse(&self.config)
     }
 
-    /// Refuse to run this plan for another network, input size or adapter.
-    pub fn check(&self, path: &Path, net: &Network, adapter: &AdapterId) -> Result<()> {
+    /// Refuse to run this plan for another network, input size, adapter or storage precision.
+    pub fn check(
+        &self,
+        path: &Path,
+        net: &Network,
+        adapter: &AdapterId,
+        precision: crate::precision::Precision,
+    ) -> Result<()> {
         let this = [net.input.c, net.input.h, net.input.w];
         let replan = format!(
             "make a new one with: mafat plan --model {} --size {}x{} --budget {} --out {}",
@@ -189,6 +199,14 @@ impl PlanFile {
                 adapter.name,
                 adapter.driver,
                 adapter.backend
+            )));
+        }
+        if self.precision != precision {
+            return Err(Error::Usage(format!(
+                "plan {} stores maps and weights as {}, this run as {precision}; run it with --precision {}, or {replan} --precision {precision}",
+                path.display(),
+                self.precision,
+                self.precision
             )));
         }
         Ok(())

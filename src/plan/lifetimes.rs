@@ -77,7 +77,7 @@ pub(crate) fn arena_items(
         group_of: Vec::new(),
     };
     let input = items.push(
-        new_item("the input".into(), ItemKind::Map, net.input.bytes(), 0),
+        new_item("the input".into(), ItemKind::Map, p.map_bytes(net.input), 0),
         None,
     );
     items.of_map.insert(Source::Input, input);
@@ -98,7 +98,7 @@ pub(crate) fn arena_items(
                 new_item(
                     format!("layer {last}'s output"),
                     ItemKind::Map,
-                    o.bytes(),
+                    p.map_bytes(o),
                     t,
                 ),
                 Some(gi),
@@ -112,7 +112,7 @@ pub(crate) fn arena_items(
                     let c = net.layers[i].output.c;
                     traces[gi]
                         .iter()
-                        .map(move |tr| 4 * tr[i - g.start].len(c) as u64)
+                        .map(move |tr| p.region_bytes(tr[i - g.start], c))
                 })
                 .max();
             if let Some(bytes) = bytes {

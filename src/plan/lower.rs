@@ -89,6 +89,7 @@ pub(crate) fn lower(
         offset: items.list[it].offset,
         holds: view.holds,
         channels: view.channels,
+        element_bytes: p.precision().bytes(),
     };
     let map = |s: Source| -> Result<Operand> {
         let it = *items.of_map.get(&s).ok_or_else(|| {
@@ -146,6 +147,7 @@ pub(crate) fn lower(
                     offset: items.list[it].offset,
                     holds: Region::full(1, bytes.div_ceil(4).max(1) as usize),
                     channels: 1,
+                    element_bytes: 4,
                 })
                 .collect();
             for stage in 0..kernel.stages(w) {

@@ -160,6 +160,8 @@ pub struct Operand {
     pub holds: Region,
     /// Channels of the map (the binding holds all of them).
     pub channels: usize,
+    /// Bytes of one stored element: the plan's precision for maps and tiles, 4 for workspace.
+    pub element_bytes: u64,
 }
 
 impl Operand {
@@ -172,7 +174,7 @@ impl Operand {
     }
     /// Bytes of the map region the binding holds.
     pub fn bytes(&self) -> u64 {
-        self.view().bytes()
+        self.view().elements() as u64 * self.element_bytes
     }
 }
 
@@ -303,6 +305,8 @@ pub struct MemoryPlan {
     pub config: Config,
     /// How each layer runs: its kernel, or the CPU for a detection head.
     pub ops: Vec<Op>,
+    /// How maps and weights are stored.
+    pub precision: crate::precision::Precision,
     /// The resolved groups, covering every layer in order, with their steps.
     pub groups: Vec<PlannedGroup>,
     /// Every device buffer, in allocation order; [`MemoryPlan::peak_bytes`] is their sum.

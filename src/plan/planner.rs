@@ -12,6 +12,7 @@ use crate::plan::geometry::tile_regions;
 use crate::plan::limits::DeviceLimits;
 use crate::plan::memory::{BufferKind, MemoryPlan, Mode, Residency};
 use crate::plan::{arena, lifetimes, lower};
+use crate::precision::Precision;
 use crate::region::Region;
 
 /// Plans executions of one network on one adapter's limits, with one kernel per layer.
@@ -20,6 +21,7 @@ pub struct Planner<'n> {
     net: &'n Network,
     limits: DeviceLimits,
     ops: Vec<Op>,
+    precision: Precision,
 }
 
 impl<'n> Planner<'n> {
@@ -30,8 +32,19 @@ impl<'n> Planner<'n> {
         Self::with_ops(net, limits, kernel::select_all(net)?)
     }
 
-    /// A planner with the given per-layer ops (one per layer; each kernel must support its layer).
+    /// A planner with the given per-layer ops (one per layer; each kernel must support its layer),
+    /// maps and weights stored as f32.
     pub fn with_ops(net: &'n Network, limits: &DeviceLimits, ops: Vec<Op>) -> Result<Self> {
+        Self::with_ops_at(net, limits, ops, Precision::F32)
+    }
+
+    /// [`Planner::with_ops`] with maps and weights stored at `precision`.
+    pub fn with_ops_at(
+        net: &'n Network,
+        limits: &DeviceLimits,
+        ops: Vec<Op>,
+        precision: Precision,
+    ) -> Result<Self> {
         if ops.len() != net.layers.len() {
             return Err(Error::Usage(format!(
                 "{} kernel choices for {} layers of {}",
@@ -45,7 +58,7 @@ impl<'n> Planner<'n> {
             match op {
                 Op::CpuHead if head => {}
                 Op::Dispatch(k) if !head && k.supports(net, i) => {
-                    let bytes = k.weight_bytes(net, i);
+                    let bytes = k.stored_weight_bytes(net, i, precision);
                     if bytes > limits.max_storage_buffer_binding_size {
                         return Err(Error::DeviceLimit(format!(
                             "layer {i}'s weights as {} take {bytes} bytes, past the adapter's max_storage_buffer_binding_size of {}; run it on another kernel (--kernel)",
@@ -76,7 +89,13 @@ impl<'n> Planner<'n> {
             net,
             limits: limits.clone(),
             ops,
+            precision,
         })
+    }
+
+    /// The same planner with the layers on `ops` (same network, limits and precision).
+    pub fn with_ops_like(&self, ops: Vec<Op>) -> Result<Planner<'n>> {
+        Self::with_ops_at(self.net, &self.limits, ops, self.precision)
     }
 
     /// The network planned.
@@ -99,11 +118,28 @@ impl<'n> Planner<'n> {
         self.ops[i]
     }
 
-    /// Bytes of layer `i`'s packed weights on its kernel (0 for layers without weights).
+    /// How maps and weights are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Bytes of layer `i`'s packed weights on its kernel, stored at the planner's precision and
+    /// padded to whole 4-byte words (0 for layers without weights).
     pub fn weight_bytes(&self, i: usize) -> u64 {
-        self.ops[i]
-            .kernel()
-            .map_or(0, |k| k.weight_bytes(self.net, i))
+        self.ops[i].kernel().map_or(0, |k| {
+            k.stored_weight_bytes(self.net, i, self.precision)
+                .next_multiple_of(4)
+        })
+    }
+
+    /// Bytes of a whole map of `shape` at the planner's precision.
+    pub fn map_bytes(&self, shape: crate::network::Shape) -> u64 {
+        shape.len() as u64 * self.precision.bytes()
+    }
+
+    /// Bytes of `region` of a map of `channels` channels at the planner's precision.
+    pub fn region_bytes(&self, region: Region, channels: usize) -> u64 {
+        region.len(channels) as u64 * self.precision.bytes()
     }
 
     /// `bytes` rounded up to the arena alignment.
@@ -184,6 +220,7 @@ impl<'n> Planner<'n> {
             residency,
             config: config.clone(),
             ops: self.ops.clone(),
+            precision: self.precision,
             groups: lowered.groups,
             buffers: list.0,
             weights,

@@ -101,7 +101,7 @@ fn live_in_bytes(p: &Planner<'_>) -> Vec<u64> {
                     };
                     produced_before && last >= start
                 })
-                .map(|(s, _)| p.aligned(net.shape_of(*s).bytes()))
+                .map(|(s, _)| p.aligned(p.map_bytes(net.shape_of(*s))))
                 .sum()
         })
         .collect()
@@ -118,7 +118,7 @@ fn tile_buffer_bytes(p: &Planner<'_>, g: &Group, regions: &[Vec<Region>]) -> Opt
                 let c = net.layers[i].output.c;
                 regions
                     .iter()
-                    .map(move |r| 4 * r[i - g.start].len(c) as u64)
+                    .map(move |r| p.region_bytes(r[i - g.start], c))
             })
             .max();
         if let Some(m) = largest {
@@ -186,7 +186,7 @@ fn candidate(
     let output = if head {
         0
     } else {
-        p.aligned(net.layers[last].output.bytes())
+        p.aligned(p.map_bytes(net.layers[last].output))
     };
     let ts = if p.limits().timestamps { 32 } else { 0 };
     Ok(Some(Candidate {
@@ -281,7 +281,7 @@ fn min_peak_path(
         }
     }
     let mut thresholds: Vec<u64> = cands.iter().map(|c| c.footprint).collect();
-    thresholds.push(p.aligned(net.input.bytes()));
+    thresholds.push(p.aligned(p.map_bytes(net.input)));
     thresholds.sort();
     thresholds.dedup();
     // Per threshold: the path and its total by footprints (for a chain, the planner's exact peak
@@ -435,7 +435,7 @@ pub fn fastest_over_kernels(
         .collect();
     // Each step's search is independent: spread them over the CPU's threads.
     let search = |ops: &Vec<Op>| -> Result<(CostModel, Result<Choice>)> {
-        let planner = Planner::with_ops(net, p.limits(), ops.clone())?;
+        let planner = p.with_ops_like(ops.clone())?;
         let c = cost.for_ops(net, ops);
         let r = fastest_with(&planner, budget, &c, max_grid, residencies);
         Ok((c, r))
@@ -473,7 +473,7 @@ pub fn fastest_over_kernels(
         return Err(no_fit.expect("a search ran"));
     };
     let choice = prefer_untiled(
-        &Planner::with_ops(net, p.limits(), ops.clone())?,
+        &p.with_ops_like(ops.clone())?,
         budget,
         &c,
         choice,

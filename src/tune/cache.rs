@@ -155,7 +155,7 @@ pub fn load_or_calibrate(
     pinned: Option<&Path>,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(CostModel, CalibrationSource)> {
-    let key = calibration_key(session.context(), net, policy);
+    let key = calibration_key(session.context(), net, policy, session.precision());
     if let Some(path) = pinned {
         if path.exists() {
             let model = read_calibration(path)?;

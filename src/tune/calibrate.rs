@@ -45,9 +45,14 @@ pub fn adapter_id(ctx: &GpuContext) -> crate::plan::file::AdapterId {
     }
 }
 
-/// The key a calibration of `net` on `ctx`'s adapter with kernels chosen by `policy` is stored
-/// under.
-pub fn calibration_key(ctx: &GpuContext, net: &Network, policy: KernelPolicy) -> CalibrationKey {
+/// The key a calibration of `net` on `ctx`'s adapter with kernels chosen by `policy`, maps and
+/// weights stored at `precision`, is stored under.
+pub fn calibration_key(
+    ctx: &GpuContext,
+    net: &Network,
+    policy: KernelPolicy,
+    precision: crate::precision::Precision,
+) -> CalibrationKey {
     let registry: Vec<&str> = kernel::REGISTRY.iter().map(|k| k.name()).collect();
     let caps = match ctx.shader_caps().subgroups {
         true => "subgroups",
@@ -68,6 +73,7 @@ pub fn calibration_key(ctx: &GpuContext, net: &Network, policy: KernelPolicy) ->
             registry.join(","),
             kernels_fingerprint(ctx.shader_caps())
         ),
+        precision,
     }
 }
 
@@ -79,12 +85,14 @@ pub fn timing_label(ctx: &GpuContext) -> &'static str {
     }
 }
 
-/// A hash of every kernel's WGSL for `caps` and of [`kernel::REVISION`]: a calibration or kernel
-/// choice made with other kernels is stale.
+/// A hash of every kernel's WGSL for `caps` (at both precisions) and of [`kernel::REVISION`]: a
+/// calibration or kernel choice made with other kernels is stale.
 pub fn kernels_fingerprint(caps: kernel::ShaderCaps) -> u64 {
     let mut text = format!("revision {}\n", kernel::REVISION);
     for &k in kernel::REGISTRY {
-        text.push_str(&kernel::KernelRef(k).source(caps));
+        for precision in crate::precision::Precision::BOTH {
+            text.push_str(&kernel::KernelRef(k).source(caps, precision));
+        }
     }
     crate::plan::cost::fnv1a(&text)
 }
@@ -266,7 +274,7 @@ pub fn calibrate(
         })
         .collect();
     let model = CostModel {
-        key: calibration_key(ctx, net, policy),
+        key: calibration_key(ctx, net, policy, session.precision()),
         timing: timing_label(ctx).into(),
         layers,
         pass_gap_ms: gap_ms,

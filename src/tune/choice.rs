@@ -82,13 +82,18 @@ impl KernelChoice {
 
 /// The kernel assignments timed: assignment `v` runs each layer on its `v`-th candidate (its last
 /// when it has fewer) — the kernels that support the layer, suit an adapter with `caps` and whose
-/// weights fit one binding of the adapter (`max_binding` bytes). One assignment when no layer has a
-/// choice.
-pub fn assignments(net: &Network, max_binding: u64, caps: ShaderCaps) -> Result<Vec<Vec<Op>>> {
+/// weights fit one binding of the adapter (`max_binding` bytes) when stored at `precision`. One
+/// assignment when no layer has a choice.
+pub fn assignments(
+    net: &Network,
+    max_binding: u64,
+    caps: ShaderCaps,
+    precision: crate::precision::Precision,
+) -> Result<Vec<Vec<Op>>> {
     let cands: Vec<Vec<KernelRef>> = (0..net.layers.len())
         .map(|i| {
             let mut c = kernel::candidates(net, i);
-            c.retain(|k| k.suits(caps) && k.weight_bytes(net, i) <= max_binding);
+            c.retain(|k| k.suits(caps) && k.stored_weight_bytes(net, i, precision) <= max_binding);
             c
         })
         .collect();
@@ -120,6 +125,7 @@ pub fn measure_choice(
         net,
         session.limits().max_storage_buffer_binding_size,
         session.context().shader_caps(),
+        session.precision(),
     )?;
     let mut steps = Steps::new(all.len() * CHOICE_RUNS + 1, progress);
     steps.step("choosing kernels: preparing");
@@ -185,7 +191,7 @@ pub fn measure_choice(
         .collect();
     let ctx = session.context();
     Ok(KernelChoice {
-        key: calibration_key(ctx, net, KernelPolicy::Tuned),
+        key: calibration_key(ctx, net, KernelPolicy::Tuned, session.precision()),
         timing: crate::tune::calibrate::timing_label(ctx).into(),
         layers,
     })
@@ -195,7 +201,7 @@ pub fn measure_choice(
 fn default_choice(session: &Session, net: &Network, ops: &[Op]) -> KernelChoice {
     let ctx = session.context();
     KernelChoice {
-        key: calibration_key(ctx, net, KernelPolicy::Tuned),
+        key: calibration_key(ctx, net, KernelPolicy::Tuned, session.precision()),
         timing: "none".into(),
         layers: ops
             .iter()
@@ -227,7 +233,12 @@ pub fn tuned_kernels(
     net: &Network,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<KernelChoice> {
-    let key = calibration_key(session.context(), net, KernelPolicy::Tuned);
+    let key = calibration_key(
+        session.context(),
+        net,
+        KernelPolicy::Tuned,
+        session.precision(),
+    );
     let path = cached_file("kernels", &key);
     if let Some(path) = &path
         && path.exists()

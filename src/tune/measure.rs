@@ -60,7 +60,7 @@ pub struct Measurer<'a> {
 impl<'a> Measurer<'a> {
     /// The same measurer with the layers on `ops`.
     pub fn with_ops(self, ops: Vec<Op>) -> Result<Self> {
-        let planner = Planner::with_ops(self.planner.net(), self.planner.limits(), ops)?;
+        let planner = self.planner.with_ops_like(ops)?;
         Ok(Measurer { planner, ..self })
     }
 
@@ -100,7 +100,7 @@ impl<'a> Measurer<'a> {
         mode: Mode,
         residency: Residency,
     ) -> Result<Trial<'_>> {
-        let planner = Planner::with_ops(self.planner.net(), self.planner.limits(), ops.to_vec())?;
+        let planner = self.planner.with_ops_like(ops.to_vec())?;
         self.prepare_plan(planner.plan(config, mode, residency)?)
     }
 

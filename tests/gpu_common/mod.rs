@@ -5,7 +5,7 @@ use mafat::gpu::{GpuContext, PoolStats};
 use mafat::kernel::{KernelRef, Op, REGISTRY};
 use mafat::model::weights::Weights;
 use mafat::plan::{Config, DeviceLimits, MemoryPlan, Mode, Planner, Residency};
-use mafat::{Network, Session, SessionOptions, Tensor};
+use mafat::{Network, Precision, Session, SessionOptions, Tensor};
 use std::sync::OnceLock;
 
 pub struct Gpu {
@@ -24,14 +24,31 @@ pub fn gpu_without_subgroups(test: &str) -> Option<&'static Gpu> {
     open(test, &GPU, false)
 }
 
+/// A device storing maps and weights as f16, or `None` after reporting a skip (the adapter lacks
+/// shader-f16; a failure under MAFAT_REQUIRE_TEST_DATA=1, as CI's lavapipe has it).
+pub fn gpu_f16(test: &str) -> Option<&'static Gpu> {
+    static GPU: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    open_with(test, &GPU, true, Precision::F16)
+}
+
 fn open(
     test: &str,
     cell: &'static OnceLock<Result<Gpu, String>>,
     subgroups: bool,
 ) -> Option<&'static Gpu> {
+    open_with(test, cell, subgroups, Precision::F32)
+}
+
+fn open_with(
+    test: &str,
+    cell: &'static OnceLock<Result<Gpu, String>>,
+    subgroups: bool,
+    precision: Precision,
+) -> Option<&'static Gpu> {
     let g = cell.get_or_init(|| {
         let options = SessionOptions {
             subgroups,
+            precision,
             ..SessionOptions::default()
         };
         let session = Session::new(&options).map_err(|e| e.to_string())?;
@@ -41,9 +58,11 @@ fn open(
         Ok(g) => Some(g),
         Err(why) => {
             if std::env::var("MAFAT_REQUIRE_TEST_DATA").is_ok_and(|v| v == "1") {
-                panic!("{test}: no GPU adapter and MAFAT_REQUIRE_TEST_DATA=1: {why}");
+                panic!(
+                    "{test}: no GPU adapter for {precision} and MAFAT_REQUIRE_TEST_DATA=1: {why}"
+                );
             }
-            eprintln!("SKIPPED {test}: no GPU adapter: {why}");
+            eprintln!("SKIPPED {test}: no GPU adapter for {precision}: {why}");
             None
         }
     }
@@ -100,7 +119,7 @@ impl Gpu {
         config: &Config,
         mode: Mode,
     ) -> mafat::Result<(Vec<Tensor>, MemoryPlan, PoolStats)> {
-        let planner = Planner::with_ops(net, &self.limits(), ops.to_vec())?;
+        let planner = self.session.planner_on(net, ops.to_vec())?;
         let plan = planner.plan(config, mode, Residency::Resident)?;
         self.run_plan(net, weights, input, plan, None)
     }

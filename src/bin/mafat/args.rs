@@ -1,7 +1,7 @@
 //! Arguments shared by several subcommands (flattened into each), and parsers of option values.
 
 use mafat::plan::{Mode, Residency};
-use mafat::{Error, Network, Result, Session, SessionOptions, model, units};
+use mafat::{Error, Network, Precision, Result, Session, SessionOptions, model, units};
 use std::path::PathBuf;
 
 /// `--model M [--size WxH]`.
@@ -29,16 +29,26 @@ pub struct DeviceArgs {
     /// Adapter whose name contains this text (default: WGPU_ADAPTER_NAME, else the best GPU).
     #[arg(long)]
     pub adapter: Option<String>,
+    /// How maps and weights are stored on the device: f32, or f16 (half the memory; arithmetic
+    /// stays f32; needs the adapter's shader-f16).
+    #[arg(long, value_parser = precision, default_value = "f32")]
+    pub precision: Precision,
 }
 
 impl DeviceArgs {
-    /// A session on the adapter asked for.
+    /// A session on the adapter asked for, at the precision asked for.
     pub fn session(&self) -> Result<Session> {
         Session::new(&SessionOptions {
             adapter: self.adapter.clone(),
+            precision: self.precision,
             ..SessionOptions::default()
         })
     }
+}
+
+/// `--precision f32|f16`.
+pub fn precision(s: &str) -> Result<Precision> {
+    s.parse()
 }
 
 /// `--calibration FILE`.

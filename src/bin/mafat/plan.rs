@@ -61,7 +61,7 @@ pub fn main(a: Args) -> Result<()> {
         let config = Config::parse(groups)?;
         let session = a.device.session()?;
         let report = geometry(
-            &Planner::with_ops(&net, &session.limits(), a.kernels.ops(&session, &net)?)?,
+            &session.planner_on(&net, a.kernels.ops(&session, &net)?)?,
             &config,
             a.residency.unwrap_or(Residency::Resident),
         )?;
@@ -72,8 +72,7 @@ pub fn main(a: Args) -> Result<()> {
             return Err(only_budget("--min-budget"));
         }
         let session = a.device.session()?;
-        let planner =
-            Planner::with_ops(&net, &session.limits(), a.kernels.lean_ops(&session, &net)?)?;
+        let planner = session.planner_on(&net, a.kernels.lean_ops(&session, &net)?)?;
         return emit(&min_budget(&planner)?, a.json);
     }
     let Some(budget) = &a.budget else {

@@ -9,9 +9,9 @@ use mafat::input::InputSource;
 use mafat::model::weights::{WeightSource, Weights};
 use mafat::plan::file::PlanFile;
 use mafat::plan::search::min_peak;
-use mafat::plan::{Config, MemoryBreakdown, MemoryPlan, Mode, Planner, Residency};
+use mafat::plan::{Config, MemoryBreakdown, MemoryPlan, Mode, Residency};
 use mafat::tune::adapter_id;
-use mafat::{BudgetOptions, Error, Network, Prepared, Result, Session, Tensor, units};
+use mafat::{BudgetOptions, Error, Network, Precision, Prepared, Result, Session, Tensor, units};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -102,7 +102,7 @@ pub fn main(a: Args) -> Result<()> {
     let weights = WeightSource::parse(&a.weights)?.load(&net)?;
     let x = InputSource::parse(&a.input)?.load(net.input)?;
     match a.device {
-        Device::Cpu => emit(&run_cpu(&net, &weights, &x, a.out.as_deref())?, a.json),
+        Device::Cpu => emit(&run_cpu(&net, &weights, &x, &a)?, a.json),
         Device::Gpu => emit(&run_gpu(&net, &weights, &x, &a, choose, budget)?, a.json),
     }
 }
@@ -170,6 +170,8 @@ struct CpuReport {
     latency_ms: f64,
     timing: &'static str,
     macs: u64,
+    /// Where values are rounded as a device storing this precision rounds them.
+    precision: Precision,
     outputs: Vec<OutputShape>,
     files: Vec<String>,
     #[serde(skip)]
@@ -179,9 +181,10 @@ struct CpuReport {
 impl Report for CpuReport {
     fn text(&self) -> String {
         let mut s = format!(
-            "{}: input {} on the CPU reference: {:.1} ms ({:.2} G MACs, {:.2} GMAC/s)\n",
+            "{}: input {} on the CPU reference ({}): {:.1} ms ({:.2} G MACs, {:.2} GMAC/s)\n",
             self.model,
             self.input_text,
+            self.precision,
             self.latency_ms,
             self.macs as f64 / 1e9,
             self.macs as f64 / 1e6 / self.latency_ms
@@ -197,10 +200,12 @@ impl Report for CpuReport {
     }
 }
 
-fn run_cpu(net: &Network, weights: &Weights, x: &Tensor, out: Option<&Path>) -> Result<CpuReport> {
+/// The CPU reference, rounding where a device storing `--precision` would.
+fn run_cpu(net: &Network, weights: &Weights, x: &Tensor, a: &Args) -> Result<CpuReport> {
+    let (out, precision) = (a.out.as_deref(), a.device_args.precision);
     let heads = net.outputs();
     let t0 = Instant::now();
-    let outputs = mafat::reference::forward(net, weights, x, &heads)?;
+    let outputs = mafat::reference::forward_at(net, weights, x, &heads, precision)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(CpuReport {
         model: net.name.clone(),
@@ -209,6 +214,7 @@ fn run_cpu(net: &Network, weights: &Weights, x: &Tensor, out: Option<&Path>) -> 
         latency_ms: ms,
         timing: "wall clock, one run of the CPU reference",
         macs: net.macs(),
+        precision,
         files: match out {
             Some(path) => write_outputs(path, &heads, &outputs)?,
             None => Vec::new(),
@@ -245,7 +251,8 @@ fn given_ops(
         return Ok(ops);
     };
     let peak = |ops: Vec<mafat::kernel::Op>| -> Result<u64> {
-        Ok(Planner::with_ops(net, &session.limits(), ops)?
+        Ok(session
+            .planner_on(net, ops)?
             .plan(config, a.mode, residency)?
             .peak_bytes())
     };
@@ -275,10 +282,15 @@ fn resolve_choice(
         },
         ConfigChoice::PlanFile(path) => {
             let f = PlanFile::read(&path)?;
-            f.check(&path, net, &adapter_id(session.context()))?;
+            f.check(
+                &path,
+                net,
+                &adapter_id(session.context()),
+                session.precision(),
+            )?;
             let config = f.config()?;
             let ops = f.ops(&path, net)?;
-            let planner = Planner::with_ops(net, &session.limits(), ops.clone())?;
+            let planner = session.planner_on(net, ops.clone())?;
             let plan = planner.plan(&config, Mode::Layerwise, f.residency)?;
             f.check_figures(&path, &plan)?;
             Chosen {
@@ -381,6 +393,8 @@ struct GpuReport {
     input: [usize; 3],
     device: &'static str,
     mode: Mode,
+    /// How maps and weights were stored.
+    precision: Precision,
     config: String,
     latency_ms: f64,
     predicted_latency_ms: Option<f64>,
@@ -429,7 +443,7 @@ fn run_gpu(
 ) -> Result<GpuReport> {
     let session = a.device_args.session()?;
     let chosen = resolve_choice(&session, net, a, choose, budget)?;
-    let planner = Planner::with_ops(net, &session.limits(), chosen.ops.clone())?;
+    let planner = session.planner_on(net, chosen.ops.clone())?;
     let plan = planner.plan(&chosen.config, a.mode, chosen.residency)?;
     if let Some(b) = chosen.budget {
         check_budget(&session, net, &plan, b)?;
@@ -460,6 +474,7 @@ fn run_gpu(
         input: [net.input.c, net.input.h, net.input.w],
         device: "gpu",
         mode: a.mode,
+        precision: plan.precision,
         config: chosen.config.to_string(),
         latency_ms: median_ms,
         predicted_latency_ms: chosen.predicted_ms,
@@ -504,9 +519,14 @@ impl Report for GpuReport {
     fn text(&self) -> String {
         let h = units::human;
         let how = if self.untiled {
-            format!("untiled, {}", self.mode.as_str())
+            format!("untiled, {}, {}", self.mode.as_str(), self.precision)
         } else {
-            format!("config {}, {}", self.config, self.residency.as_str())
+            format!(
+                "config {}, {}, {}",
+                self.config,
+                self.residency.as_str(),
+                self.precision
+            )
         };
         let mut s = format!(
             "{}: input {} on {} ({how}): {:.2} ms median of {} ({}), {:.2} GMAC/s\n",

@@ -116,8 +116,7 @@ pub fn main(a: Args) -> Result<()> {
         check_writable(p)?;
     }
     let session = a.device.session()?;
-    let planner =
-        mafat::plan::Planner::with_ops(&net, &session.limits(), a.kernels.ops(&session, &net)?)?;
+    let planner = session.planner_on(&net, a.kernels.ops(&session, &net)?)?;
     let (min, min_config, min_residency) = min_peak(&planner)?;
     let untiled = planner
         .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)?
