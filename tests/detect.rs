@@ -14,6 +14,35 @@ use mafat::detect::Detection;
 use mafat::input::InputSource;
 use mafat::model::weights::WeightSource;
 use mafat::plan::Residency;
+use std::path::Path;
+
+/// The detector's options for the real yolov3-tiny on dog.jpg, writing into `tmp`.
+fn detector_options(
+    models: &Path,
+    share: &Path,
+    tmp: &Path,
+    budget: Option<u64>,
+    out: &str,
+    precision: mafat::Precision,
+) -> Options {
+    Options {
+        cfg: models
+            .join("yolov3-tiny.cfg")
+            .to_string_lossy()
+            .into_owned(),
+        weights: models.join("yolov3-tiny.weights"),
+        image: share.join("data/dog.jpg"),
+        names: Some(models.join("coco.names")),
+        budget: budget.map(|b| b.to_string()),
+        size: None,
+        thresh: 0.5,
+        nms: 0.45,
+        out: tmp.join(out),
+        calibration: Some(tmp.join(format!("calibration-yolov3-tiny-{precision}.json"))),
+        best_class: false,
+        precision,
+    }
+}
 
 #[test]
 fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled() {
@@ -27,22 +56,8 @@ fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled()
     }
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect");
     std::fs::create_dir_all(&tmp).unwrap();
-    let options = |budget: Option<String>, out: &str| Options {
-        cfg: models
-            .join("yolov3-tiny.cfg")
-            .to_string_lossy()
-            .into_owned(),
-        weights: models.join("yolov3-tiny.weights"),
-        image: share.join("data/dog.jpg"),
-        names: Some(models.join("coco.names")),
-        budget,
-        size: None,
-        thresh: 0.5,
-        nms: 0.45,
-        out: tmp.join(out),
-        calibration: Some(tmp.join("calibration-yolov3-tiny.json")),
-        best_class: false,
-        precision: mafat::Precision::F32,
+    let options = |budget: Option<u64>, out: &str| {
+        detector_options(&models, &share, &tmp, budget, out, mafat::Precision::F32)
     };
 
     let untiled = detect(&options(None, "untiled.png")).unwrap();
@@ -50,7 +65,7 @@ fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled()
     assert_eq!(untiled.measured_peak_bytes, untiled.predicted_peak_bytes);
     // Well below the untiled layerwise peak, which holds every weight resident.
     let budget = untiled.measured_peak_bytes * 55 / 100;
-    let tiled = detect(&options(Some(budget.to_string()), "tiled.png")).unwrap();
+    let tiled = detect(&options(Some(budget), "tiled.png")).unwrap();
     eprintln!(
         "untiled peak {} B; budget {budget} B: --groups {} --residency {}, peak {} B",
         untiled.measured_peak_bytes,
@@ -146,22 +161,8 @@ fn detect_in_f16_matches_f32_and_fits_half_the_f32_minimum() {
     };
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect-f16");
     std::fs::create_dir_all(&tmp).unwrap();
-    let options = |budget: Option<u64>, out: &str, precision: mafat::Precision| Options {
-        cfg: models
-            .join("yolov3-tiny.cfg")
-            .to_string_lossy()
-            .into_owned(),
-        weights: models.join("yolov3-tiny.weights"),
-        image: share.join("data/dog.jpg"),
-        names: Some(models.join("coco.names")),
-        budget: budget.map(|b| b.to_string()),
-        size: None,
-        thresh: 0.5,
-        nms: 0.45,
-        out: tmp.join(out),
-        calibration: Some(tmp.join(format!("calibration-{precision}.json"))),
-        best_class: false,
-        precision,
+    let options = |budget: Option<u64>, out: &str, precision: mafat::Precision| {
+        detector_options(&models, &share, &tmp, budget, out, precision)
     };
     let full = detect(&options(None, "f32.png", mafat::Precision::F32)).unwrap();
     let half = detect(&options(None, "f16.png", mafat::Precision::F16)).unwrap();

@@ -24,25 +24,13 @@ fn check(
     config: &Config,
 ) -> MemoryPlan {
     let ops = mafat::kernel::select_all(net).unwrap();
-    check_ops(g, net, w, x, untiled, config, &ops)
+    check_ops(g, net, w, x, untiled, config, &ops, Residency::Resident)
 }
 
-/// [`check`] with the layers on `ops` (`untiled` ran on the same kernels).
-fn check_ops(
-    g: &Gpu,
-    net: &Network,
-    w: &Weights,
-    x: &Tensor,
-    untiled: &[Tensor],
-    config: &Config,
-    ops: &[Op],
-) -> MemoryPlan {
-    check_ops_in(g, net, w, x, untiled, config, ops, Residency::Resident)
-}
-
-/// [`check_ops`] with the conv weights held as `residency` says.
+/// [`check`] with the layers on `ops` (`untiled` ran on the same kernels) and the conv weights held
+/// as `residency` says.
 #[allow(clippy::too_many_arguments)]
-fn check_ops_in(
+fn check_ops(
     g: &Gpu,
     net: &Network,
     w: &Weights,
@@ -276,7 +264,16 @@ fn random_chains_tiled_equal_untiled() {
         }
         for _ in 0..2 {
             let config = random_config(&mut r, &net);
-            check_ops(g, &net, &w, &x, &untiled, &config, &ops);
+            check_ops(
+                g,
+                &net,
+                &w,
+                &x,
+                &untiled,
+                &config,
+                &ops,
+                Residency::Resident,
+            );
         }
         checked += 1;
     }
@@ -323,7 +320,7 @@ fn f16_tiled_equal_untiled() {
         let untiled = untiled_on(&net, &w, &x, &ops);
         for residency in Residency::BOTH {
             let config = random_config(&mut r, &net);
-            check_ops_in(g, &net, &w, &x, &untiled, &config, &ops, residency);
+            check_ops(g, &net, &w, &x, &untiled, &config, &ops, residency);
         }
         checked += 1;
     }
@@ -338,7 +335,7 @@ fn f16_tiled_equal_untiled() {
     ] {
         let config = Config::parse(text).unwrap();
         for residency in Residency::BOTH {
-            check_ops_in(g, &net, &w, &x, &untiled, &config, &ops, residency);
+            check_ops(g, &net, &w, &x, &untiled, &config, &ops, residency);
         }
     }
 }
