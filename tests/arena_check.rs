@@ -7,7 +7,7 @@
 //! plan's steps and operands only, not the planner's lifetimes or placement.
 //!
 //! Over random chains and routed networks, random configurations, both residencies, a kernel per
-//! layer drawn at random, and both precisions: at least 1000 plans.
+//! layer drawn at random, both precisions, and the naive untiled baseline: at least 1000 plans.
 
 mod chains;
 
@@ -309,11 +309,22 @@ fn every_read_sees_what_it_must_over_random_plans() {
                     0 => Config::untiled(),
                     _ => random_config(&mut r, net),
                 };
-                for residency in Residency::BOTH {
-                    let Ok(plan) = planner.plan(&config, Mode::Layerwise, residency) else {
+                // Naive mode (every map alive) is the untiled baseline only.
+                let modes: &[Mode] = match c {
+                    0 => &[Mode::Layerwise, Mode::Naive],
+                    _ => &[Mode::Layerwise],
+                };
+                for (&mode, residency) in modes.iter().flat_map(|m| Residency::BOTH.map(|r| (m, r)))
+                {
+                    let Ok(plan) = planner.plan(&config, mode, residency) else {
                         continue; // a random config that breaks a rule (a route inside a group)
                     };
-                    let what = format!("{} {config} {} {precision}", net.name, residency.as_str());
+                    let what = format!(
+                        "{} {config} {} {} {precision}",
+                        net.name,
+                        mode.as_str(),
+                        residency.as_str()
+                    );
                     check(net, &plan, &what);
                     checked += 1;
                 }
@@ -339,7 +350,8 @@ fn the_checker_refuses_a_clobbering_plan() {
     let mut bad = plan.clone();
     let input_offset = bad.steps[bad.groups[1].steps.start].input.offset;
     let (_, bytes) = bad.groups[1].weights_upload.unwrap();
-    bad.groups[1].weights_upload = Some((input_offset, bytes));
+    let arena = bad.buffers[bad.arena].size;
+    bad.groups[1].weights_upload = Some((input_offset.min(arena - bytes), bytes));
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         check(&net, &bad, "weights over the input")
     }));
