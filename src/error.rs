@@ -99,6 +99,24 @@ pub enum Error {
         residency: String,
     },
 
+    /// A run produced infinities or NaNs: the weights or input overflow the storage precision (or
+    /// are themselves non-finite).
+    #[error(
+        "the outputs hold {count} non-finite values (the first in the output of layer {layer}): the weights or input overflow {precision} (largest finite {largest}) or are not finite themselves; check them{hint}"
+    )]
+    NonFinite {
+        /// How many output values are infinite or NaN.
+        count: usize,
+        /// The layer whose output holds the first of them.
+        layer: usize,
+        /// The precision maps were stored at.
+        precision: crate::precision::Precision,
+        /// Its largest finite value.
+        largest: f32,
+        /// What else to try (`, or run at --precision f32` after an f16 run).
+        hint: &'static str,
+    },
+
     /// A buffer, binding or dispatch would pass an adapter limit.
     #[error("{0}")]
     DeviceLimit(String),

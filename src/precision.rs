@@ -29,6 +29,14 @@ impl Precision {
         }
     }
 
+    /// The largest finite value it stores (f16: 65504).
+    pub fn max_finite(self) -> f32 {
+        match self {
+            Precision::F32 => f32::MAX,
+            Precision::F16 => half::f16::MAX.to_f32(),
+        }
+    }
+
     /// `f32` or `f16`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -128,6 +136,8 @@ mod tests {
         }
         assert_eq!(Precision::F32.decode(&Precision::F32.encode(&v)), v);
         assert_eq!(p.of_f32_bytes(400), 200);
+        assert_eq!(p.max_finite(), 65504.0);
+        assert!(p.round(65520.0).is_infinite());
         assert!("f64".parse::<Precision>().is_err());
     }
 }

@@ -757,6 +757,47 @@ fn f16_plans_record_their_precision() {
     let d = r["max_diff_cpu_over_absmax"].as_f64().unwrap();
     assert!(d <= 1e-2, "{d} of the absmax from the f16 CPU reference");
 
+    // Integer data overflows f16 deep in yolov2-16 (past 65504): refused, not reported as a result.
+    let o = mafat(
+        &[
+            &["run"],
+            &model[..],
+            &[
+                "--weights",
+                "int:1",
+                "--input",
+                "int:2",
+                "--precision",
+                "f16",
+                "--runs",
+                "1",
+            ],
+        ]
+        .concat(),
+    );
+    assert_clean_error(
+        &o,
+        "non-finite values (the first in the output of layer 15): the weights or input overflow f16 (largest finite 65504)",
+    );
+    let o = mafat(
+        &[
+            &["run"],
+            &model[..],
+            &[
+                "--weights",
+                "int:1",
+                "--input",
+                "int:2",
+                "--device",
+                "cpu",
+                "--precision",
+                "f16",
+            ],
+        ]
+        .concat(),
+    );
+    assert_clean_error(&o, "or run at --precision f32");
+
     // The sweep at f16: every row says so, and mafat fits from the f16 minimum.
     let csv = dir.join("sweep-f16.csv");
     let o = mafat(

@@ -200,12 +200,31 @@ impl Report for CpuReport {
     }
 }
 
+/// Refuse outputs holding infinities or NaNs (of heads `heads`, stored at `precision`).
+fn check_finite(heads: &[usize], outputs: &[Tensor], precision: Precision) -> Result<()> {
+    let count = |t: &Tensor| t.data.iter().filter(|v| !v.is_finite()).count();
+    let Some((layer, _)) = heads.iter().zip(outputs).find(|(_, t)| count(t) > 0) else {
+        return Ok(());
+    };
+    Err(Error::NonFinite {
+        count: outputs.iter().map(count).sum(),
+        layer: *layer,
+        precision,
+        largest: precision.max_finite(),
+        hint: match precision {
+            Precision::F32 => "",
+            Precision::F16 => ", or run at --precision f32",
+        },
+    })
+}
+
 /// The CPU reference, rounding where a device storing `--precision` would.
 fn run_cpu(net: &Network, weights: &Weights, x: &Tensor, a: &Args) -> Result<CpuReport> {
     let (out, precision) = (a.out.as_deref(), a.device_args.precision);
     let heads = net.outputs();
     let t0 = Instant::now();
     let outputs = mafat::reference::forward_at(net, weights, x, &heads, precision)?;
+    check_finite(&heads, &outputs, precision)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     Ok(CpuReport {
         model: net.name.clone(),
@@ -469,6 +488,7 @@ fn run_gpu(
         Some(path) => write_outputs(path, &net.outputs(), &last.outputs)?,
         None => Vec::new(),
     };
+    check_finite(&net.outputs(), &last.outputs, plan.precision)?;
     Ok(GpuReport {
         model: net.name.clone(),
         input: [net.input.c, net.input.h, net.input.w],
