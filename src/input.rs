@@ -59,10 +59,18 @@ pub fn load_image(path: &Path, shape: Shape) -> Result<Tensor> {
         path: path.to_path_buf(),
         message,
     };
-    let img = image::ImageReader::open(path)
-        .map_err(|e| err(e.to_string()))?
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(e.to_string()))?;
+    // The JPEG decoder fills a truncated file's missing rows silently: refuse it first.
+    if reader.format() == Some(image::ImageFormat::Jpeg) && jpeg_truncated(&bytes) {
+        return Err(err(format!(
+            "a truncated JPEG ({} bytes, no end-of-image marker after its scan data); copy the whole file again",
+            bytes.len()
+        )));
+    }
+    let img = reader
         .decode()
         .map_err(|e| err(format!("{e} (expected a PNG or JPEG file)")))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
@@ -92,6 +100,39 @@ pub fn load_image(path: &Path, shape: Shape) -> Result<Tensor> {
     };
     let im = Tensor::from_vec(Shape::new(shape.c, h, w), data);
     Ok(letterbox(&im, shape.w, shape.h))
+}
+
+/// Whether a JPEG's bytes end before its end-of-image marker: the header segments are walked by
+/// their lengths up to the first start-of-scan, then the marker is looked for (scan data never holds
+/// `FF D9`: a data byte `FF` is always followed by `00` or a restart marker).
+fn jpeg_truncated(b: &[u8]) -> bool {
+    let mut i = 2; // after start-of-image
+    loop {
+        if i + 1 >= b.len() {
+            return true;
+        }
+        if b[i] != 0xFF {
+            return false; // not a marker where one must be: the decoder says what is wrong
+        }
+        match b[i + 1] {
+            0xFF => i += 1, // fill byte
+            0xD9 => return false,
+            0x01 | 0xD0..=0xD7 => i += 2,
+            m => {
+                if i + 3 >= b.len() {
+                    return true;
+                }
+                i += 2 + u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+                if m == 0xDA {
+                    break;
+                }
+            }
+        }
+    }
+    !b.get(i..)
+        .unwrap_or_default()
+        .windows(2)
+        .any(|w| w == [0xFF, 0xD9])
 }
 
 /// Darknet's `letterbox_image`: scale to fit `w×h` keeping the aspect ratio (integer sizes as Darknet

@@ -72,6 +72,31 @@ fn bad_images_are_clear_errors() {
     .to_string();
     assert!(e.contains("/nonexistent.png"), "{e}");
     let _ = std::fs::remove_file(path);
+
+    // A JPEG cut short decodes without complaint in the image crate: refused here, while the
+    // whole file loads.
+    let img =
+        image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 7]));
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&img)
+        .unwrap();
+    let whole = tmp("whole.jpg");
+    std::fs::write(&whole, &jpeg).unwrap();
+    load_image(&whole, Shape::new(3, 8, 8)).unwrap();
+    let cut = tmp("cut.jpg");
+    for keep in [jpeg.len() - 2, jpeg.len() * 2 / 3, 300] {
+        std::fs::write(&cut, &jpeg[..keep]).unwrap();
+        let e = load_image(&cut, Shape::new(3, 8, 8))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cut.jpg") && e.contains("truncated"),
+            "{keep}: {e}"
+        );
+    }
+    let _ = std::fs::remove_file(whole);
+    let _ = std::fs::remove_file(cut);
 }
 
 #[test]
