@@ -14,14 +14,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = i32(p.stride);
     let off = i32(p.pad);
     var m = -3.40282347e+38;
-    for (var ky = 0u; ky < p.k; ky++) {
-        let iy = oy * s + i32(ky) - off;
-        if (iy < 0 || iy >= p.map_h) { continue; }
+    // Only the window's cells inside the true map: a window far larger than the map (Darknet pads
+    // by size − 1) costs what the map holds, not size² steps.
+    let y0 = oy * s - off;
+    let x0 = ox * s - off;
+    let ky0 = max(0, -y0);
+    let ky1 = min(i32(p.k), p.map_h - y0);
+    let kx0 = max(0, -x0);
+    let kx1 = min(i32(p.k), p.map_w - x0);
+    for (var ky = ky0; ky < ky1; ky++) {
+        let iy = y0 + ky;
         let rbase = i32(c * p.in_h + u32(iy - p.in_y0)) * i32(p.in_w) - p.in_x0;
-        for (var kx = 0u; kx < p.k; kx++) {
-            let ix = ox * s + i32(kx) - off;
-            if (ix < 0 || ix >= p.map_w) { continue; }
-            let v = f32(src[rbase + ix]);
+        for (var kx = kx0; kx < kx1; kx++) {
+            let v = f32(src[rbase + x0 + kx]);
             if (v > m) { m = v; }
         }
     }

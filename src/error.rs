@@ -117,6 +117,13 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// `--verify` found the GPU's outputs off the CPU reference past the tolerance, or a tiled run
+    /// different from the untiled one: a wrong answer, reported as a failure.
+    #[error(
+        "verification failed: {0}; this is a bug in mafat or the driver: please report it with the command line"
+    )]
+    Verification(String),
+
     /// A buffer, binding or dispatch would pass an adapter limit.
     #[error("{0}")]
     DeviceLimit(String),

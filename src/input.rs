@@ -53,13 +53,22 @@ impl InputSource {
     }
 }
 
+/// Largest image file read, in bytes.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+
 /// Decode an image file to CHW floats in 0..1 (channels 3 = RGB, 1 = gray) and letterbox it to `shape`.
 pub fn load_image(path: &Path, shape: Shape) -> Result<Tensor> {
     let err = |message: String| Error::Image {
         path: path.to_path_buf(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let bytes = crate::model::read_bytes_capped(path, MAX_IMAGE_FILE_BYTES)
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| {
+            err(format!(
+                "larger than {MAX_IMAGE_FILE_BYTES} bytes: too large for an input image (give a PNG or JPEG photo)"
+            ))
+        })?;
     let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| err(e.to_string()))?;

@@ -135,17 +135,17 @@ pub fn maxpool(x: &Tensor, mp: &MaxPool) -> Tensor {
         for oy in 0..oh {
             for ox in 0..ow {
                 let mut m = -f32::MAX;
-                for ky in 0..mp.size {
-                    let iy = (oy * mp.stride + ky) as isize - off;
-                    if iy < 0 || iy >= s.h as isize {
-                        continue;
-                    }
-                    for kx in 0..mp.size {
-                        let ix = (ox * mp.stride + kx) as isize - off;
-                        if ix < 0 || ix >= s.w as isize {
-                            continue;
-                        }
-                        let v = inp[iy as usize * s.w + ix as usize];
+                // The window's cells inside the map only (in the same order as the whole window).
+                let (y0, x0) = (
+                    (oy * mp.stride) as isize - off,
+                    (ox * mp.stride) as isize - off,
+                );
+                let rows = (-y0).max(0)..(s.h as isize - y0).min(mp.size as isize);
+                let cols = (-x0).max(0)..(s.w as isize - x0).min(mp.size as isize);
+                for ky in rows {
+                    let row = &inp[(y0 + ky) as usize * s.w..];
+                    for kx in cols.clone() {
+                        let v = row[(x0 + kx) as usize];
                         if v > m {
                             m = v;
                         }
@@ -405,6 +405,40 @@ fn round_all(values: &mut [f32], precision: Precision) {
     }
 }
 
+/// The last layer that reads each map; a map nothing reads "dies" right after it is made.
+fn last_uses(net: &Network) -> Vec<usize> {
+    let n = net.layers.len();
+    let mut last_use: Vec<usize> = (0..n).collect();
+    for i in 0..n {
+        for s in net.sources(i) {
+            if let Source::Layer(l) = s {
+                last_use[l] = last_use[l].max(i);
+            }
+        }
+    }
+    last_use
+}
+
+/// Host bytes of the maps [`forward`] holds at its fullest moment (f32 maps alive at once, the
+/// input included, keeping the `keep` outputs to the end): what the CPU reference needs beyond the
+/// weights. Checked before running it on a size the host cannot hold.
+pub fn peak_map_bytes(net: &Network, keep: &[usize]) -> u64 {
+    let last_use = last_uses(net);
+    let bytes = |i: usize| 4 * net.layers[i].output.len() as u64;
+    let mut alive = 4 * net.input.len() as u64;
+    let mut peak = alive;
+    for i in 0..net.layers.len() {
+        alive += bytes(i);
+        peak = peak.max(alive);
+        for (l, &last) in last_use.iter().enumerate().take(i + 1) {
+            if last == i && !keep.contains(&l) {
+                alive -= bytes(l);
+            }
+        }
+    }
+    peak
+}
+
 /// [`forward`] with `store(i, output)` applied to each layer's output as it is kept.
 fn forward_stored(
     net: &Network,
@@ -427,15 +461,7 @@ fn forward_stored(
         )));
     }
     let n = net.layers.len();
-    // Last consumer of each map; a map nothing consumes "dies" right after it is made.
-    let mut last_use: Vec<usize> = (0..n).collect();
-    for i in 0..n {
-        for s in net.sources(i) {
-            if let Source::Layer(l) = s {
-                last_use[l] = last_use[l].max(i);
-            }
-        }
-    }
+    let last_use = last_uses(net);
     let mut maps: Vec<Option<Tensor>> = vec![None; n];
     for i in 0..n {
         let out = {

@@ -125,6 +125,38 @@ pub struct Verification {
     pub bit_exact_untiled: Option<std::result::Result<bool, String>>,
 }
 
+/// The largest `max_diff_cpu_over_absmax` a run at `precision` may show and still pass
+/// verification: f32 kernels equal the CPU reference bit for bit or (reordered arithmetic,
+/// Winograd) within 1e-5 of the absmax, so 1e-3 flags only wrong answers; f16 runs are compared with
+/// the f16 reference, where accumulation order moves results by an f16 ulp or a few (2e-3 measured).
+pub fn verify_tolerance(precision: Precision) -> f32 {
+    match precision {
+        Precision::F32 => 1e-3,
+        Precision::F16 => 3e-2,
+    }
+}
+
+impl Verification {
+    /// What is wrong, if anything: outputs off the CPU reference past [`verify_tolerance`] (or a
+    /// difference that is not a number), or a tiled run different from the untiled one.
+    pub fn problem(&self, precision: Precision) -> Option<String> {
+        let tolerance = verify_tolerance(precision);
+        let diff = self.max_diff_cpu_over_absmax;
+        if diff.is_nan() || diff > tolerance {
+            return Some(format!(
+                "the GPU outputs differ from the CPU reference by {diff:e} of their absmax (max |GPU − CPU| = {:e}), past the {precision} tolerance of {tolerance:e}",
+                self.max_abs_diff_cpu
+            ));
+        }
+        match &self.bit_exact_untiled {
+            Some(Ok(false)) => Some(
+                "the tiled run's outputs differ from the untiled run's on the same kernels (they must be equal bit for bit)".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
 impl Session {
     /// Open a device (the instance follows the environment: `WGPU_BACKEND`, ...).
     /// Fails, in one line, where the adapter cannot store `options.precision`.

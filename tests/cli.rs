@@ -559,6 +559,7 @@ fn plan_for_a_budget_saves_a_plan_that_runs_within_it() {
     assert_eq!(r["measured_peak_bytes"], v["predicted_peak_bytes"]);
     assert_eq!(r["predicted_latency_ms"], v["predicted_latency_ms"]);
     assert_eq!(r["bit_exact_untiled"], true);
+    assert_eq!(r["budget_bytes"].as_u64(), Some(budget), "{r}");
 
     // `run --budget` alone plans, then runs within the budget.
     let o = mafat(&[
@@ -609,6 +610,47 @@ fn plan_for_a_budget_saves_a_plan_that_runs_within_it() {
         other.to_str().unwrap(),
     ]);
     assert_clean_error(&o, "was made for adapter Some Other GPU");
+    // An edited plan is refused, naming the field: figures that do not re-plan to the recorded peak
+    // (another config or residency), or a budget below the plan's own peak; the plan's budget is the
+    // run's (the pool enforces it).
+    assert_eq!(r["budget_bytes"].as_u64(), Some(budget), "{r}");
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    let peak = original["predicted_peak_bytes"].as_u64().unwrap();
+    let other_residency = match original["residency"].as_str().unwrap() {
+        "resident" => "per-group",
+        _ => "resident",
+    };
+    let cases: [(&str, serde_json::Value, &str); 4] = [
+        ("config", "0..3:2x2".into(), "predicted_peak_bytes says"),
+        (
+            "residency",
+            other_residency.into(),
+            "predicted_peak_bytes says",
+        ),
+        (
+            "budget_bytes",
+            (peak - 1).into(),
+            "below the plan's own peak",
+        ),
+        ("precision", "f16".into(), "stores maps and weights as f16"),
+    ];
+    for (field, value, needle) in cases {
+        let mut edited = original.clone();
+        edited[field] = value;
+        let path = dir.join(format!("edited-{field}.json"));
+        std::fs::write(&path, edited.to_string()).unwrap();
+        let o = mafat(&[
+            "run",
+            "--model",
+            "yolov2-16",
+            "--size",
+            "96x96",
+            "--plan",
+            path.to_str().unwrap(),
+        ]);
+        assert_clean_error(&o, needle);
+    }
     // A calibration for another network is refused; a file that is not one says so.
     let o = mafat(&[
         "plan",
@@ -1048,4 +1090,55 @@ fn plan_groups_shows_each_tiles_regions() {
     // A bad configuration is one clear line.
     let o = mafat(&["plan", "--model", "yolov2-16", "--groups", "8..16:40x40"]);
     assert_clean_error(&o, "largest grid with no empty tile");
+}
+
+/// `mafat regret` on a network with routes, an upsample and two CPU heads, with its default cuts
+/// and grid shape (smaller grids and one run, to keep it short): it shows progress, makes the
+/// forced cuts, finds reference configurations and reports every budget.
+#[test]
+fn regret_runs_on_a_routed_builtin_model() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("regret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("regret.json");
+    let o = mafat(&[
+        "regret",
+        "--model",
+        "yolov3-tiny",
+        "--size",
+        "64x64",
+        "--grids",
+        "2",
+        "--runs",
+        "1",
+        "--top",
+        "1",
+        "--budgets",
+        "min..untiled:2",
+        "--kernel",
+        "default",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if !o.status.success() && stderr(&o).contains("no GPU adapter") {
+        return common::skip("regret_runs_on_a_routed_builtin_model", stderr(&o).trim());
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("reference grid ["), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let forced = v["reference_grid"]["forced_cuts"].as_array().unwrap();
+    assert!(forced.contains(&serde_json::json!(9)), "{v}");
+    assert!(
+        v["reference_grid"]["configurations"].as_u64().unwrap() > 100,
+        "{v}"
+    );
+    let rows = v["budgets"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    for r in rows {
+        assert!(r["fitting"].as_u64().unwrap() >= 1, "{r}");
+        assert!(r["pick"]["measured_ms"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["best"]["measured_ms"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

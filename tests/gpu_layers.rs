@@ -247,6 +247,17 @@ fn maxpool_variants() {
         2,
         "[maxpool]\nsize=2\nstride=2\npadding=0\n",
     );
+    // A window far larger than the map (Darknet pads by size − 1): only the map's cells count. The
+    // kernel once looped over size² cells and returned wrong values (−FLT_MAX) at 65536.
+    for size in [40, 10_000, 100_000] {
+        check(
+            &format!("maxpool {size}x{size}/1 on 9x7"),
+            9,
+            7,
+            2,
+            &format!("[maxpool]\nsize={size}\nstride=1\n"),
+        );
+    }
 }
 
 #[test]

@@ -509,3 +509,87 @@ fn fastest_over_kernels_steps_back_to_the_defaults() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Full yolov2 (routes, a reorg, and groups whose weights pass the 128 MiB binding limit when
+/// uploaded per group): the search fits every budget from its minimum to past the untiled peak; it
+/// never picks a group whose per-group weights cannot be bound (it once failed at 198 MiB with
+/// "group 17..25:1x1 weights needs 136339456 bytes").
+#[test]
+fn yolov2_search_skips_groups_whose_weights_pass_the_binding_limit() {
+    let net = model::load("yolov2", Some((128, 128))).unwrap();
+    let lim = limits();
+    let cost = synthetic_cost(&net, &mut Lcg(7));
+    let p = Planner::new(&net, &lim).unwrap();
+    let (min, _, _) = min_peak(&p).unwrap();
+    let untiled = p
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
+        .unwrap()
+        .peak_bytes();
+    for budget in [
+        min,
+        (min + untiled) / 2,
+        untiled,
+        untiled + (1 << 20),
+        2 * untiled,
+    ] {
+        let c = fastest(&p, budget, &cost).unwrap_or_else(|e| panic!("{budget}: {e}"));
+        let plan = p.plan(&c.config, Mode::Layerwise, c.residency).unwrap();
+        assert_eq!(plan.peak_bytes(), c.peak_bytes);
+        assert!(c.peak_bytes <= budget, "{budget}: {}", c.config);
+    }
+}
+
+/// The regret harness's reference grid on every built-in model: the cuts the network forces
+/// (around routes, reorgs, upsamples and heads) are made in every configuration, every configuration
+/// resolves and plans, and impossible sizes are refused before any work, naming the limit.
+#[test]
+fn reference_grids_cover_every_builtin_model() {
+    use mafat::experiments::regret::{ReferenceGrid, forced_cuts};
+    let lim = limits();
+    for (name, size) in [
+        ("yolov2-16", 96),
+        ("yolov2-tiny", 96),
+        ("yolov3-tiny", 96),
+        ("yolov2", 128),
+    ] {
+        let net = model::load(name, Some((size, size))).unwrap();
+        let n = net.layers.len();
+        let all: Vec<usize> = (1..n).collect();
+        let grid = ReferenceGrid::new(&net, &all, 2, 3).unwrap();
+        assert_eq!(grid.forced, forced_cuts(&net));
+        assert!(grid.cuts.iter().all(|c| !grid.forced.contains(c)));
+        let configs = grid.configs(&net);
+        assert!(!configs.is_empty(), "{name}");
+        assert!(configs.len() as u64 <= grid.count().unwrap(), "{name}");
+        let p = Planner::new(&net, &lim).unwrap();
+        for c in &configs {
+            c.resolve(&net)
+                .unwrap_or_else(|e| panic!("{name} {c}: {e}"));
+            for f in &grid.forced {
+                assert!(
+                    c.groups.iter().any(|g| g.start == *f),
+                    "{name} {c}: no cut at {f}"
+                );
+            }
+        }
+        let planned = grid.plan(&p, &net, &mut |_| {});
+        assert!(!planned.is_empty(), "{name}");
+        for r in planned.iter().take(50) {
+            let plan = p.plan(&r.config, Mode::Layerwise, r.residency).unwrap();
+            assert_eq!(plan.peak_bytes(), r.peak_bytes);
+        }
+        // Refused before any work, naming the limit.
+        for (cuts, max_cuts, grids, needle) in [
+            (&all[..], 2, 0, "--grids 0"),
+            (&all[..], 2, 33, "--grids 33"),
+            (&all[..], n, 8, "more than"),
+            (&[0][..], 2, 2, "not a cut position"),
+            (&[n][..], 2, 2, "not a cut position"),
+        ] {
+            let e = ReferenceGrid::new(&net, cuts, max_cuts, grids)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{name}: {e}");
+        }
+    }
+}

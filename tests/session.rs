@@ -142,3 +142,30 @@ fn f16_on_a_device_without_shader_f16_is_refused_in_one_line() {
     );
     assert!(!e.contains('\n'), "{e}");
 }
+
+/// What `--verify` fails on: outputs off the CPU reference past the precision's tolerance (or not a
+/// number), or a tiled run unequal to the untiled one.
+#[test]
+fn verification_flags_wrong_answers() {
+    use mafat::Precision::{F16, F32};
+    use mafat::session::verify_tolerance;
+    let v = |diff: f32, untiled: Option<Result<bool, String>>| mafat::Verification {
+        max_abs_diff_cpu: diff * 10.0,
+        max_diff_cpu_over_absmax: diff,
+        bit_exact_untiled: untiled,
+    };
+    assert_eq!(v(0.0, None).problem(F32), None);
+    assert_eq!(v(verify_tolerance(F32), Some(Ok(true))).problem(F32), None);
+    assert!(v(2e-3, None).problem(F32).unwrap().contains("tolerance"));
+    assert_eq!(v(2e-3, None).problem(F16), None);
+    assert!(v(f32::NAN, None).problem(F16).is_some());
+    assert!(v(f32::INFINITY, None).problem(F32).is_some());
+    assert!(
+        v(0.0, Some(Ok(false)))
+            .problem(F32)
+            .unwrap()
+            .contains("untiled")
+    );
+    // An untiled run that could not be made is reported, not a wrong answer.
+    assert_eq!(v(0.0, Some(Err("no memory".into()))).problem(F32), None);
+}

@@ -14,11 +14,12 @@
 //! rounds cancels), with its quartiles as the run-to-run spread.
 
 use crate::error::{Error, Result};
-use crate::network::Network;
+use crate::network::{LayerKind, Network, Source};
 use crate::plan::config::{Config, Group};
 use crate::plan::cost::CostModel;
-use crate::plan::geometry::{Grid, tiles};
+use crate::plan::geometry::Grid;
 use crate::plan::memory::{Mode, Residency};
+use crate::plan::planner::Planner;
 use crate::plan::search::{Choice, fastest};
 use crate::tune::measure::{Measured, Measurer, Trial, in_turns, quantile};
 use crate::tune::{Progress, Steps};
@@ -30,16 +31,30 @@ use std::collections::HashMap;
 pub struct RegretOptions {
     /// Budgets to compare at, in bytes.
     pub budgets: Vec<u64>,
-    /// Allowed cut positions (a cut at `k` ends a group before layer `k`).
-    pub cuts: Vec<usize>,
-    /// Most cuts in one reference configuration.
-    pub max_cuts: usize,
-    /// Largest square grid side.
-    pub grids: usize,
     /// Timed runs of each whole configuration (median).
     pub runs: usize,
     /// Reference configurations run whole per budget (best by composed latency).
     pub top: usize,
+}
+
+impl RegretOptions {
+    /// Check the counts before any work, naming the limit.
+    pub fn validate(&self) -> Result<()> {
+        let usage = |m: String| Err(Error::Usage(m));
+        if !(1..=MAX_REGRET_RUNS).contains(&self.runs) {
+            return usage(format!(
+                "--runs {}: give 1 to {MAX_REGRET_RUNS} whole runs per configuration",
+                self.runs
+            ));
+        }
+        if !(1..=MAX_REGRET_TOP).contains(&self.top) {
+            return usage(format!(
+                "--top {}: give 1 to {MAX_REGRET_TOP} reference configurations per budget",
+                self.top
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One reference configuration with its predicted peak and composed measured latency.
@@ -94,19 +109,30 @@ pub struct BudgetRow {
     pub untiled_ms: f64,
 }
 
-/// Paths from 0 to `n` through `points` (sorted, inside 1..n) with at most `max_cuts` cuts.
+/// Paths from 0 to `n` through `points` (sorted, inside 1..n) with at most `max_cuts` cuts: every
+/// subset of at most `max_cuts` points, enumerated directly (never all `2^points` subsets).
 fn paths(n: usize, points: &[usize], max_cuts: usize) -> Vec<Vec<usize>> {
-    let mut out = Vec::new();
-    let m = points.len();
-    for mask in 0u64..(1u64 << m) {
-        if mask.count_ones() as usize > max_cuts {
-            continue;
+    fn extend(
+        n: usize,
+        points: &[usize],
+        left: usize,
+        path: &mut Vec<usize>,
+        out: &mut Vec<Vec<usize>>,
+    ) {
+        let mut whole = path.clone();
+        whole.push(n);
+        out.push(whole);
+        if left == 0 {
+            return;
         }
-        let mut p = vec![0];
-        p.extend((0..m).filter(|&j| mask >> j & 1 == 1).map(|j| points[j]));
-        p.push(n);
-        out.push(p);
+        for (j, &p) in points.iter().enumerate() {
+            path.push(p);
+            extend(n, &points[j + 1..], left - 1, path, out);
+            path.pop();
+        }
     }
+    let mut out = Vec::new();
+    extend(n, points, max_cuts, &mut vec![0], &mut out);
     out
 }
 
@@ -124,65 +150,290 @@ fn config_of(path: &[usize], grids: &[usize]) -> Config {
     }
 }
 
-/// Every configuration of the reference grid (both residencies are applied by the caller).
-pub fn reference_configs(
-    net: &Network,
-    cuts: &[usize],
-    max_cuts: usize,
-    grids: usize,
-) -> Vec<Config> {
-    let n = net.layers.len();
-    let mut out = Vec::new();
-    for path in paths(n, cuts, max_cuts) {
-        let k = path.len() - 1;
-        let mut choice = vec![1usize; k];
-        loop {
-            let c = config_of(&path, &choice);
-            if c.resolve(net).is_ok() {
-                out.push(c);
-            }
-            // Next grid assignment (odometer).
-            let mut j = 0;
-            while j < k && choice[j] == grids {
-                choice[j] = 1;
-                j += 1;
-            }
-            if j == k {
-                break;
-            }
-            choice[j] += 1;
+/// How many grid assignments the reference grid has: `Σ_k C(points, k) · grids^(k+1)` over
+/// `k ≤ max_cuts`; `None` past `u64`.
+pub fn reference_count(points: usize, max_cuts: usize, grids: usize) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut choose: u64 = 1; // C(points, k)
+    for k in 0..=max_cuts.min(points) {
+        if k > 0 {
+            choose = choose.checked_mul((points - k + 1) as u64)? / k as u64;
         }
+        let per = (grids as u64).checked_pow(u32::try_from(k + 1).ok()?)?;
+        total = total.checked_add(choose.checked_mul(per)?)?;
     }
-    out
+    Some(total)
 }
 
-/// The covering runs: per square grid `g`, whole paths through the cut points until every interval
-/// between two points is a group of one of them (grid 1 under both residencies, for the gaps).
-fn covering_runs(n: usize, cuts: &[usize], grids: usize) -> Vec<(Vec<usize>, usize, Residency)> {
+/// Largest square grid side of a reference grid.
+pub const MAX_REFERENCE_GRID: usize = 32;
+/// Most configurations a reference grid may hold (each is planned under both residencies).
+pub const MAX_REFERENCE_CONFIGS: u64 = 250_000;
+/// Most whole runs per configuration.
+pub const MAX_REGRET_RUNS: usize = 1000;
+/// Most reference configurations run whole per budget.
+pub const MAX_REGRET_TOP: usize = 100;
+
+/// Positions `k` (a cut before layer `k`) where every configuration must cut: next to a layer that
+/// cannot be fused (a route, reorg, upsample, shortcut or detection head) and after a layer whose
+/// output is read by a later layer than the next.
+pub fn forced_cuts(net: &Network) -> Vec<usize> {
+    let n = net.layers.len();
+    let fusable = |i: usize| {
+        matches!(
+            net.layers[i].kind,
+            LayerKind::Conv(_) | LayerKind::MaxPool(_)
+        )
+    };
+    (1..n)
+        .filter(|&k| {
+            !fusable(k - 1)
+                || !fusable(k)
+                || (k + 1..n).any(|j| net.sources(j).contains(&Source::Layer(k - 1)))
+        })
+        .collect()
+}
+
+/// Whether `start..end` can be one group of a `g`x`g` grid (a layer that cannot be tiled, a map
+/// too small for the grid or an inner map read outside the group rules it out).
+fn groupable(net: &Network, start: usize, end: usize, g: usize) -> bool {
+    Config {
+        groups: vec![Group {
+            start,
+            end,
+            grid: Grid { rows: g, cols: g },
+        }],
+    }
+    .resolve(net)
+    .is_ok()
+}
+
+/// The reference grid: every configuration with at most `max_cuts` cuts at the allowed positions
+/// (besides the cuts the network forces, [`forced_cuts`]) and one square grid `1x1..GxG` per
+/// stretch between cuts, taken by every group of the stretch that can have it (1x1 otherwise).
+#[derive(Debug, Clone)]
+pub struct ReferenceGrid {
+    /// Allowed cut positions, sorted, without the forced ones.
+    pub cuts: Vec<usize>,
+    /// The cuts every configuration makes.
+    pub forced: Vec<usize>,
+    /// Most cuts in one configuration besides the forced ones.
+    pub max_cuts: usize,
+    /// Largest square grid side.
+    pub grids: usize,
+}
+
+impl ReferenceGrid {
+    /// The grid for `net`, every number checked before any work (naming the limit): cut positions
+    /// outside the network, a grid side of 0 or past [`MAX_REFERENCE_GRID`], or more than
+    /// [`MAX_REFERENCE_CONFIGS`] configurations are refused.
+    pub fn new(net: &Network, cuts: &[usize], max_cuts: usize, grids: usize) -> Result<Self> {
+        let usage = |m: String| Err(Error::Usage(m));
+        let n = net.layers.len();
+        if !(1..=MAX_REFERENCE_GRID).contains(&grids) {
+            return usage(format!(
+                "--grids {grids}: give the largest square grid side, 1 to {MAX_REFERENCE_GRID}"
+            ));
+        }
+        if let Some(&c) = cuts.iter().find(|&&c| c == 0 || c >= n) {
+            return usage(format!(
+                "--cuts: `{c}` is not a cut position of {} (1..{})",
+                net.name,
+                n.saturating_sub(1)
+            ));
+        }
+        let forced = forced_cuts(net);
+        let mut cuts: Vec<usize> = cuts
+            .iter()
+            .copied()
+            .filter(|c| !forced.contains(c))
+            .collect();
+        cuts.sort();
+        cuts.dedup();
+        let grid = ReferenceGrid {
+            cuts,
+            forced,
+            max_cuts: max_cuts.min(n),
+            grids,
+        };
+        match grid.count() {
+            Some(k) if k <= MAX_REFERENCE_CONFIGS => Ok(grid),
+            k => usage(format!(
+                "the reference grid has {} configurations (≤ {max_cuts} cuts at {} positions, grids up to {grids}x{grids}), more than {MAX_REFERENCE_CONFIGS}: lower --max-cuts or --grids, or give fewer --cuts",
+                k.map_or("too many".to_string(), |k| k.to_string()),
+                grid.cuts.len(),
+            )),
+        }
+    }
+
+    /// Grid assignments in the grid (an upper bound on its distinct configurations).
+    pub fn count(&self) -> Option<u64> {
+        reference_count(self.cuts.len(), self.max_cuts, self.grids)
+    }
+
+    /// Every configuration of the grid, once each (both residencies are applied by the caller).
+    pub fn configs(&self, net: &Network) -> Vec<Config> {
+        let n = net.layers.len();
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for path in paths(n, &self.cuts, self.max_cuts) {
+            let k = path.len() - 1;
+            let mut choice = vec![1usize; k];
+            loop {
+                let c = self.expand(net, &path, &choice);
+                if seen.insert(c.to_string()) && c.resolve(net).is_ok() {
+                    out.push(c);
+                }
+                // Next grid assignment (odometer).
+                let mut j = 0;
+                while j < k && choice[j] == self.grids {
+                    choice[j] = 1;
+                    j += 1;
+                }
+                if j == k {
+                    break;
+                }
+                choice[j] += 1;
+            }
+        }
+        out
+    }
+
+    /// The configuration of stretches `path` with grids `choice`: each stretch split at the forced
+    /// cuts inside it, every piece at its stretch's grid where it can have it, else 1x1.
+    fn expand(&self, net: &Network, path: &[usize], choice: &[usize]) -> Config {
+        let mut groups = Vec::new();
+        for (w, &g) in path.windows(2).zip(choice) {
+            let mut bounds = vec![w[0]];
+            bounds.extend(self.forced.iter().filter(|&&f| f > w[0] && f < w[1]));
+            bounds.push(w[1]);
+            for p in bounds.windows(2) {
+                let g = if groupable(net, p[0], p[1], g) { g } else { 1 };
+                groups.push(Group {
+                    start: p[0],
+                    end: p[1],
+                    grid: Grid { rows: g, cols: g },
+                });
+            }
+        }
+        Config { groups }
+    }
+
+    /// Plan every configuration under both residencies (reporting progress): the references with
+    /// their predicted peaks; configurations the planner refuses are left out.
+    pub fn plan(
+        &self,
+        planner: &Planner<'_>,
+        net: &Network,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Vec<PlannedReference> {
+        let configs = self.configs(net);
+        let mut steps = Steps::new(configs.len(), progress);
+        let mut out = Vec::new();
+        for (k, c) in configs.into_iter().enumerate() {
+            if k % 1000 == 0 {
+                steps.step_to(k, "planning the reference grid");
+            }
+            for residency in Residency::BOTH {
+                if let Ok(plan) = planner.plan(&c, Mode::Layerwise, residency) {
+                    out.push(PlannedReference {
+                        config: c.clone(),
+                        residency,
+                        peak_bytes: plan.peak_bytes(),
+                    });
+                }
+            }
+        }
+        steps.finish();
+        out
+    }
+}
+
+/// A reference configuration with its predicted peak.
+#[derive(Debug, Clone)]
+pub struct PlannedReference {
+    /// The configuration.
+    pub config: Config,
+    /// Its weight residency.
+    pub residency: Residency,
+    /// The planner's predicted peak device bytes.
+    pub peak_bytes: u64,
+}
+
+/// One covering run: a whole path through the cut points, each interval's grid (`g` where a group
+/// of that grid is allowed there, else 1x1), and the weight residency.
+struct CoveringRun {
+    path: Vec<usize>,
+    grids: Vec<usize>,
+    residency: Residency,
+}
+
+/// The covering runs: per square grid `g`, whole paths through the cut points (the allowed and the
+/// forced ones) until every interval between two points that can be a group of that grid, with no
+/// forced cut inside, is one in some run (grid 1 under both residencies, for the gaps). Each path is
+/// the one through the most intervals not yet covered, a longest path over the sorted points (fewest
+/// groups among ties), so it stays polynomial in the number of cut points.
+fn covering_runs(net: &Network, grid: &ReferenceGrid) -> Vec<CoveringRun> {
+    let n = net.layers.len();
     let mut points = vec![0];
-    points.extend(cuts);
+    points.extend(&grid.cuts);
+    points.extend(&grid.forced);
     points.push(n);
-    let intervals: Vec<(usize, usize)> = points
-        .iter()
-        .flat_map(|&a| points.iter().filter(move |&&b| b > a).map(move |&b| (a, b)))
-        .collect();
-    let all_paths = paths(n, cuts, cuts.len());
+    points.sort();
+    points.dedup();
+    let k = points.len();
+    // An interval may be a group only when no forced cut lies inside it.
+    let allowed =
+        |i: usize, j: usize| j > i && !grid.forced.iter().any(|&f| f > points[i] && f < points[j]);
+    let grids = grid.grids;
     let mut runs = Vec::new();
     for g in 1..=grids {
-        let mut left: Vec<(usize, usize)> = intervals.clone();
-        while !left.is_empty() {
-            let covers = |p: &Vec<usize>| {
-                p.windows(2)
-                    .filter(|w| left.contains(&(w[0], w[1])))
-                    .count()
-            };
-            let best = all_paths.iter().max_by_key(|p| covers(p)).expect("a path");
-            for w in best.windows(2) {
-                left.retain(|&iv| iv != (w[0], w[1]));
+        let usable: Vec<Vec<bool>> = (0..k)
+            .map(|i| {
+                (0..k)
+                    .map(|j| allowed(i, j) && groupable(net, points[i], points[j], g))
+                    .collect()
+            })
+            .collect();
+        let mut left: Vec<Vec<bool>> = usable.clone();
+        while left.iter().flatten().any(|&x| x) {
+            // best[j] = (intervals covered, -groups) of the best path 0 → points[j]; from[j] its step.
+            let mut best = vec![(0usize, 0isize); k];
+            let mut from = vec![0usize; k];
+            for j in 1..k {
+                best[j] = (0, isize::MIN);
+                for i in (0..j).filter(|&i| allowed(i, j)) {
+                    let cand = (best[i].0 + left[i][j] as usize, best[i].1 - 1);
+                    if cand > best[j] {
+                        best[j] = cand;
+                        from[j] = i;
+                    }
+                }
             }
-            runs.push((best.clone(), g, Residency::Resident));
-            if g == 1 {
-                runs.push((best.clone(), g, Residency::PerGroup));
+            let mut idx = vec![k - 1];
+            while *idx.last().expect("a point") != 0 {
+                idx.push(from[*idx.last().expect("a point")]);
+            }
+            idx.reverse();
+            for w in idx.windows(2) {
+                left[w[0]][w[1]] = false;
+            }
+            let path: Vec<usize> = idx.iter().map(|&i| points[i]).collect();
+            let run_grids: Vec<usize> = idx
+                .windows(2)
+                .map(|w| if usable[w[0]][w[1]] { g } else { 1 })
+                .collect();
+            let residencies: &[Residency] = if g == 1 {
+                &Residency::BOTH
+            } else {
+                &[Residency::Resident]
+            };
+            for &residency in residencies {
+                runs.push(CoveringRun {
+                    path: path.clone(),
+                    grids: run_grids.clone(),
+                    residency,
+                });
             }
         }
     }
@@ -194,6 +445,8 @@ fn covering_runs(n: usize, cuts: &[usize], grids: usize) -> Vec<(Vec<usize>, usi
 struct GroupTimes {
     pass: HashMap<(usize, usize, usize), f64>,
     gap: HashMap<(usize, usize, Residency), Vec<f64>>,
+    /// Groups that dispatch nothing (a CPU detection head): no pass, no gap.
+    no_dispatch: std::collections::HashSet<(usize, usize)>,
 }
 
 impl GroupTimes {
@@ -207,6 +460,9 @@ impl GroupTimes {
         c.groups
             .iter()
             .map(|g| {
+                if self.no_dispatch.contains(&(g.start, g.end)) {
+                    return Some(0.0); // a detection head on the CPU: the same in every configuration
+                }
                 let p = self.pass.get(&(g.start, g.end, g.grid.rows))?;
                 let before = if g.start == 0 {
                     Some(0.0)
@@ -222,34 +478,15 @@ impl GroupTimes {
 /// Run every covering run once and record its groups' passes and gaps.
 fn time_groups(
     m: &Measurer<'_>,
-    net: &Network,
-    runs: &[(Vec<usize>, usize, Residency)],
+    runs: &[CoveringRun],
     steps: &mut Steps<'_>,
 ) -> Result<GroupTimes> {
     let mut times = GroupTimes::default();
-    for (path, g, res) in runs {
-        let grids: Vec<usize> = path
-            .windows(2)
-            .map(|w| {
-                let o = net.layers[w[1] - 1].output;
-                if tiles(o.h, o.w, Grid { rows: *g, cols: *g }).is_ok() {
-                    *g
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let shown: Vec<usize> = grids.iter().map(|&x| x.max(1)).collect();
-        steps.step(&format!(
-            "group times: {} ({})",
-            config_of(path, &shown),
-            res.as_str()
-        ));
-        if grids.contains(&0) {
-            continue; // a map too small for this grid: its configurations are not in the grid
-        }
-        let config = config_of(path, &grids);
-        let measured = match m.measure(&config, Mode::Layerwise, *res, 1) {
+    for run in runs {
+        let config = config_of(&run.path, &run.grids);
+        let res = run.residency;
+        steps.step(&format!("group times: {config} ({})", res.as_str()));
+        let measured = match m.measure(&config, Mode::Layerwise, res, 1) {
             Ok(v) => v,
             Err(e @ Error::DeviceLimit(_)) => {
                 log::info!("regret: skipping {config}: {e}");
@@ -257,14 +494,24 @@ fn time_groups(
             }
             Err(e) => return Err(e),
         };
+        for g in &config.groups {
+            if (g.start..g.end).all(|i| m.planner().op(i) == crate::kernel::Op::CpuHead) {
+                times.no_dispatch.insert((g.start, g.end));
+            }
+        }
         for (range, ms, before) in &measured.groups {
-            if *res == Residency::Resident {
-                times.pass.insert((range.start, range.end, *g), *ms);
+            let grid = config
+                .groups
+                .iter()
+                .find(|g| g.start == range.start && g.end == range.end)
+                .map_or(1, |g| g.grid.rows);
+            if res == Residency::Resident {
+                times.pass.insert((range.start, range.end, grid), *ms);
             }
             if range.start > 0 {
                 times
                     .gap
-                    .entry((range.start, range.end, *res))
+                    .entry((range.start, range.end, res))
                     .or_default()
                     .push(*before);
             }
@@ -281,49 +528,37 @@ struct BudgetSet {
     set: Vec<(String, Residency, f64)>,
 }
 
-/// Run the harness.
+/// Run the harness over `grid`, whose configurations `references` holds planned
+/// ([`ReferenceGrid::plan`]).
 pub fn regret(
     m: &Measurer<'_>,
     net: &Network,
     cost: &CostModel,
     opts: &RegretOptions,
+    grid: &ReferenceGrid,
+    references: &[PlannedReference],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(Vec<BudgetRow>, Vec<Reference>)> {
-    let n = net.layers.len();
-    let mut cuts: Vec<usize> = opts
-        .cuts
-        .iter()
-        .copied()
-        .filter(|&c| c > 0 && c < n)
-        .collect();
-    cuts.sort();
-    cuts.dedup();
-    let runs = covering_runs(n, &cuts, opts.grids);
+    opts.validate()?;
+    let runs = covering_runs(net, grid);
     // Every reference configuration's peak is known before measuring, so every budget's set is too.
     let mut refs: Vec<Reference> = Vec::new();
-    let mut candidates: Vec<(Config, Residency, u64)> = Vec::new();
-    for c in reference_configs(net, &cuts, opts.max_cuts, opts.grids) {
-        for res in Residency::BOTH {
-            if let Ok(plan) = m.planner().plan(&c, Mode::Layerwise, res) {
-                candidates.push((c.clone(), res, plan.peak_bytes()));
-            }
-        }
-    }
+    let candidates = references;
     let picks: Vec<(u64, Choice)> = opts
         .budgets
         .iter()
-        .filter(|&&b| candidates.iter().any(|c| c.2 <= b))
+        .filter(|&&b| candidates.iter().any(|c| c.peak_bytes <= b))
         .map(|&b| Ok((b, fastest(m.planner(), b, cost)?)))
         .collect::<Result<_>>()?;
-    let whole_runs = picks.len() * (opts.top.max(1) + 2) * opts.runs.max(1);
+    let whole_runs = picks.len() * (opts.top + 2) * opts.runs;
     let mut steps = Steps::new(runs.len() + whole_runs, progress);
-    let times = time_groups(m, net, &runs, &mut steps)?;
-    for (c, res, peak_bytes) in candidates {
-        if let Some(composed_ms) = times.composed(&c, res) {
+    let times = time_groups(m, &runs, &mut steps)?;
+    for c in candidates {
+        if let Some(composed_ms) = times.composed(&c.config, c.residency) {
             refs.push(Reference {
-                config: c.to_string(),
-                residency: res,
-                peak_bytes,
+                config: c.config.to_string(),
+                residency: c.residency,
+                peak_bytes: c.peak_bytes,
                 composed_ms,
             });
         }
@@ -343,7 +578,7 @@ pub fn regret(
             continue;
         }
         let mut set = vec![(pick.config.to_string(), pick.residency, pick.predicted_ms)];
-        for r in fitting.iter().take(opts.top.max(1)) {
+        for r in fitting.iter().take(opts.top) {
             if !set.iter().any(|s| s.0 == r.config && s.1 == r.residency) {
                 set.push((r.config.clone(), r.residency, r.composed_ms));
             }
@@ -353,7 +588,7 @@ pub fn regret(
             fitting,
             set,
         };
-        rows.push(run_budget(m, &b, opts.runs.max(1), &mut steps)?);
+        rows.push(run_budget(m, &b, opts.runs, &mut steps)?);
     }
     steps.finish();
     Ok((rows, refs))

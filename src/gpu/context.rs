@@ -5,6 +5,12 @@ use crate::kernel::{MIN_SUBGROUP_LANES, ShaderCaps};
 use crate::plan::DeviceLimits;
 use std::sync::{Arc, Mutex};
 
+/// Errors wgpu reported outside any error scope, with the thread whose call caused each.
+type Uncaptured = Arc<Mutex<Vec<(std::thread::ThreadId, String)>>>;
+
+/// Most uncaptured errors kept (a thread that never checks again cannot grow the list).
+const MAX_UNCAPTURED: usize = 64;
+
 /// wgpu's sub-allocation block range. Small blocks keep the allocator's reserved bytes close to the
 /// bytes actually allocated (Vulkan's default 64–128 MiB blocks would hide any small budget).
 pub const BLOCK_SIZES: std::ops::Range<u64> = (256 << 10)..(1 << 20);
@@ -28,7 +34,7 @@ pub struct GpuContext {
     pub f16: bool,
     /// Errors wgpu reported outside any error scope, collected instead of panicking (only on a
     /// device mafat opened itself: a caller's device keeps the caller's handler).
-    uncaptured: Arc<Mutex<Vec<String>>>,
+    uncaptured: Uncaptured,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -128,12 +134,17 @@ impl GpuContext {
             during: format!("opening {}", info.name),
             message: e.to_string(),
         })?;
-        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let uncaptured: Uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
+        // wgpu reports an error on the thread whose call caused it: each thread (two sessions'
+        // runs, two tests) sees only its own.
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             log::error!("wgpu: {e}");
             if let Ok(mut v) = sink.lock() {
-                v.push(e.to_string());
+                if v.len() >= MAX_UNCAPTURED {
+                    v.remove(0);
+                }
+                v.push((std::thread::current().id(), e.to_string()));
             }
         }));
         log::info!(
@@ -237,20 +248,23 @@ impl GpuContext {
         self.scoped(during, f)?
     }
 
-    /// Fail with the first error wgpu reported outside a scope since the last check.
+    /// Fail with the first error wgpu reported outside a scope, on this thread, since the last
+    /// check (errors caused by other threads are left for them).
     pub fn check(&self, during: &str) -> Result<()> {
         let mut v = self.uncaptured.lock().map_err(|_| Error::Gpu {
             during: during.to_string(),
             message: "error log poisoned".into(),
         })?;
-        if let Some(first) = v.first().cloned() {
-            v.clear();
-            return Err(Error::Gpu {
+        let me = std::thread::current().id();
+        let first = v.iter().find(|(t, _)| *t == me).map(|(_, e)| e.clone());
+        v.retain(|(t, _)| *t != me);
+        match first {
+            Some(message) => Err(Error::Gpu {
                 during: during.to_string(),
-                message: first,
-            });
+                message,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Block until the queue is idle.

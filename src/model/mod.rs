@@ -42,23 +42,27 @@ pub fn read_text_capped(path: &Path, cap: u64, what: &str) -> Result<String> {
     })
 }
 
+/// Read at most `cap` bytes of a file: `Ok(None)` when the file holds more (nothing past the cap is
+/// read, so `/dev/zero` or a wrong multi-gigabyte file costs at most `cap + 1` bytes).
+pub fn read_bytes_capped(path: &Path, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= cap).then_some(bytes))
+}
+
 enum CappedRead {
     Io(std::io::Error),
     Refused(String),
 }
 
 fn read_capped(path: &Path, cap: u64, what: &str) -> std::result::Result<String, CappedRead> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(CappedRead::Io)?;
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(CappedRead::Io)?;
-    if bytes.len() as u64 > cap {
-        return Err(CappedRead::Refused(format!(
-            "larger than {cap} bytes: too large for {what}"
-        )));
-    }
+    let bytes = read_bytes_capped(path, cap)
+        .map_err(CappedRead::Io)?
+        .ok_or_else(|| {
+            CappedRead::Refused(format!("larger than {cap} bytes: too large for {what}"))
+        })?;
     String::from_utf8(bytes)
         .map_err(|_| CappedRead::Refused(format!("not a text file (expected {what} in UTF-8)")))
 }

@@ -161,8 +161,19 @@ impl DarknetWeights {
 
     /// Read a `.weights` file for `net`. The file must hold exactly the network's parameters.
     pub fn load(path: &Path, net: &Network) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, net, &path.display().to_string())
+        // A weights file's exact size is known: never read past it (`/dev/zero`, a wrong huge file).
+        let expected = 20 + Self::body_bytes(net);
+        match super::read_bytes_capped(path, expected).map_err(|e| Error::io(path, e))? {
+            Some(bytes) => Self::from_bytes(&bytes, net, &path.display().to_string()),
+            None => Err(Error::Weights {
+                path: path.display().to_string(),
+                message: format!(
+                    "too long: expected at most {expected} bytes for {} (a 16- or 20-byte header + {} bytes of parameters), the file has more; is it the weights of another network?",
+                    net.name,
+                    expected - 20
+                ),
+            }),
+        }
     }
 
     /// Parse the bytes of a `.weights` file; `origin` names it in errors.

@@ -188,6 +188,7 @@ fn check_binding_sizes(items: &Items, limit: u64) -> Result<()> {
             let fix = match it.kind {
                 ItemKind::Tile | ItemKind::Workspace => "use a finer grid for that group",
                 ItemKind::Weights => "use smaller groups",
+                ItemKind::Map if it.what.starts_with("the input") => "use a smaller --size",
                 ItemKind::Map => {
                     "end a tiled group elsewhere so this map stays inside it, or use a smaller --size"
                 }

@@ -144,7 +144,8 @@ fn grids_for(p: &Planner<'_>, tileable: bool, last: usize, max_grid: usize) -> V
         .collect()
 }
 
-/// One group as a candidate, or `None` when a tile buffer would pass the binding limit.
+/// One group as a candidate, or `None` when a tile buffer or its per-group weights would pass the
+/// binding limit.
 fn candidate(
     p: &Planner<'_>,
     group: Group,
@@ -159,6 +160,10 @@ fn candidate(
         Residency::Resident => 0,
         Residency::PerGroup => (start..end).map(|i| p.aligned(p.weight_bytes(i))).sum(),
     };
+    // A group's uploaded weights are one buffer, bound whole: it must fit one binding.
+    if weights > p.limits().max_storage_buffer_binding_size {
+        return Ok(None);
+    }
     let regions = p.tile_regions(&group)?;
     let tile_bytes = match group.is_fused() {
         true => match tile_buffer_bytes(p, &group, &regions) {

@@ -103,13 +103,19 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
 /// Fail now, naming `path`, if a calibration could not be written there later (before minutes of
 /// measuring).
 fn check_writable(path: &Path) -> Result<()> {
+    let refused = |e: std::io::Error| {
+        Error::Usage(format!(
+            "cannot write the calibration {}: {e} (checked before calibrating: give a file in a writable folder)",
+            path.display()
+        ))
+    };
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(refused)?;
     }
     let probe = path.with_extension(format!("probe{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| Error::io(path, e))?;
+    std::fs::File::create(&probe).map_err(refused)?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }

@@ -113,6 +113,16 @@ impl<'p> Steps<'p> {
         self.done += 1;
     }
 
+    /// Report that `what` runs with `done` steps finished (for jobs reported in strides).
+    pub fn step_to(&mut self, done: usize, what: &str) {
+        self.done = done.min(self.total);
+        (self.report)(Progress {
+            done: self.done.min(self.total - 1),
+            total: self.total,
+            what,
+        });
+    }
+
     /// Report the end of the job.
     pub fn finish(&mut self) {
         self.done = self.total;

@@ -123,42 +123,108 @@ pub fn residency(s: &str) -> Result<Residency> {
     s.parse()
 }
 
+/// Most timed runs `mafat run` makes.
+pub const MAX_RUNS: usize = 100_000;
+
+/// Most timed runs per configuration in `sweep` and `regret` (each is run at several budgets).
+pub const MAX_RUNS_PER_CONFIG: usize = 1000;
+
+/// `--runs`: 1 to `max`, refused before any work.
+pub fn check_runs(runs: usize, max: usize) -> Result<usize> {
+    if runs == 0 || runs > max {
+        return Err(Error::Usage(format!(
+            "--runs {runs}: give 1 to {max} timed runs"
+        )));
+    }
+    Ok(runs)
+}
+
 /// Most budgets one `--budgets` range may make.
 pub const MAX_BUDGET_STEPS: usize = 1000;
 
-/// Parse `LO..HI[:STEPS]` into geometric steps; `min`/`untiled` stand for the given bytes.
-pub fn parse_budgets(text: &str, min: u64, untiled: u64) -> Result<Vec<u64>> {
-    let bad = || {
-        Error::Usage(format!(
-            "--budgets `{}`: expected LO..HI[:STEPS] with 1 ≤ STEPS ≤ {MAX_BUDGET_STEPS}, e.g. 8MiB..96MiB:12 or min..untiled:6",
-            units::prefix(text)
-        ))
-    };
-    let (range, steps) = match text.rsplit_once(':') {
-        Some((r, s)) => (r, s.trim().parse::<usize>().map_err(|_| bad())?),
-        None => (text, 6),
-    };
-    if steps == 0 || steps > MAX_BUDGET_STEPS {
-        return Err(bad());
+/// One end of a `--budgets` range.
+#[derive(Debug, Clone, Copy)]
+enum BudgetEnd {
+    Bytes(u64),
+    /// The smallest peak mafat reaches.
+    Min,
+    /// The untiled layerwise peak.
+    Untiled,
+}
+
+/// A `--budgets LO..HI[:STEPS]` range, checked for syntax and bounds before any work; the keyword
+/// ends are resolved once their figures are known ([`BudgetRange::resolve`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetRange {
+    lo: BudgetEnd,
+    hi: BudgetEnd,
+    steps: usize,
+}
+
+impl BudgetRange {
+    /// Parse `LO..HI[:STEPS]` (`LO` may be `min`, `HI` `untiled`).
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || {
+            Error::Usage(format!(
+                "--budgets `{}`: expected LO..HI[:STEPS] with 1 ≤ STEPS ≤ {MAX_BUDGET_STEPS}, e.g. 8MiB..96MiB:12 or min..untiled:6",
+                units::prefix(text)
+            ))
+        };
+        let (range, steps) = match text.rsplit_once(':') {
+            Some((r, s)) => (r, s.trim().parse::<usize>().map_err(|_| bad())?),
+            None => (text, 6),
+        };
+        if steps == 0 || steps > MAX_BUDGET_STEPS {
+            return Err(bad());
+        }
+        let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
+        let end = |s: &str| match s.trim() {
+            "min" => Ok(BudgetEnd::Min),
+            "untiled" => Ok(BudgetEnd::Untiled),
+            v => units::parse_bytes(v).map(BudgetEnd::Bytes).map_err(|e| {
+                Error::Usage(format!(
+                    "--budgets `{}`: {e}; or `min` / `untiled`",
+                    units::prefix(text)
+                ))
+            }),
+        };
+        let (lo, hi) = (end(lo)?, end(hi)?);
+        match (lo, hi) {
+            (BudgetEnd::Bytes(0), _) => Err(bad()),
+            (BudgetEnd::Bytes(l), BudgetEnd::Bytes(h)) if h < l => Err(bad()),
+            _ => Ok(BudgetRange { lo, hi, steps }),
+        }
     }
-    let (lo, hi) = range.split_once("..").ok_or_else(bad)?;
-    let value = |s: &str| match s.trim() {
-        "min" => Ok(min),
-        "untiled" => Ok(untiled),
-        v => units::parse_bytes(v),
-    };
-    let (lo, hi) = (value(lo)?, value(hi)?);
-    if lo == 0 || hi < lo {
-        return Err(bad());
+
+    /// The budgets, in geometric steps, with `min` and `untiled` standing for the given bytes.
+    pub fn resolve(&self, min: u64, untiled: u64) -> Result<Vec<u64>> {
+        let value = |e: BudgetEnd| match e {
+            BudgetEnd::Bytes(b) => b,
+            BudgetEnd::Min => min,
+            BudgetEnd::Untiled => untiled,
+        };
+        let (lo, hi) = (value(self.lo), value(self.hi));
+        if lo == 0 || hi < lo {
+            return Err(Error::Usage(format!(
+                "--budgets: the range runs from {} to {}, downwards: give LO ≤ HI (min = {}, untiled = {})",
+                units::human(lo),
+                units::human(hi),
+                units::human(min),
+                units::human(untiled)
+            )));
+        }
+        let steps = self.steps;
+        if steps == 1 || lo == hi {
+            return Ok(vec![lo]);
+        }
+        let mut v: Vec<u64> = (0..steps)
+            .map(|k| {
+                (lo as f64 * (hi as f64 / lo as f64).powf(k as f64 / (steps - 1) as f64)) as u64
+            })
+            .collect();
+        v[0] = lo;
+        v[steps - 1] = hi;
+        v.dedup();
+        Ok(v)
     }
-    if steps == 1 || lo == hi {
-        return Ok(vec![lo]);
-    }
-    let mut v: Vec<u64> = (0..steps)
-        .map(|k| (lo as f64 * (hi as f64 / lo as f64).powf(k as f64 / (steps - 1) as f64)) as u64)
-        .collect();
-    v[0] = lo;
-    v[steps - 1] = hi;
-    v.dedup();
-    Ok(v)
 }

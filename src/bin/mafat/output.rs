@@ -35,7 +35,25 @@ pub fn print(text: &str) -> Result<()> {
 
 /// The one line a failed command prints (to stderr; if that fails too, there is no one to tell).
 pub fn error_line(e: &Error) {
-    let _ = writeln!(std::io::stderr(), "error: {e}");
+    let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e.to_string()));
+}
+
+/// Most characters of an error line (wgpu's reports can run to pages).
+const MAX_ERROR_CHARS: usize = 1000;
+
+/// A message on one line: wgpu's multi-line reports ("Validation Error\n\nCaused by: ...") joined
+/// with `: `, and cut at [`MAX_ERROR_CHARS`].
+fn one_line(message: &str) -> String {
+    let joined = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    match joined.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
 }
 
 /// Write `text` to `path`, naming the path on failure.
@@ -45,13 +63,19 @@ pub fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
 
 /// Fail now, naming `path`, if a file could not be created there later (checked before long work).
 pub fn check_writable(path: &std::path::Path) -> Result<()> {
+    let refused = |e: std::io::Error| {
+        Error::Usage(format!(
+            "cannot write {}: {e} (checked before any work: give a file in a folder that exists and is writable)",
+            path.display()
+        ))
+    };
     if path.exists() {
         return std::fs::OpenOptions::new()
             .append(true)
             .open(path)
             .map(|_| ())
-            .map_err(|e| Error::io(path, e));
+            .map_err(refused);
     }
-    std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    std::fs::File::create(path).map_err(refused)?;
     std::fs::remove_file(path).map_err(|e| Error::io(path, e))
 }

@@ -1,9 +1,9 @@
 //! `mafat regret`: the search's pick against the best measured configuration of a reference grid.
 
-use crate::args::{CalibrationArgs, DeviceArgs, KernelArgs, ModelArgs, parse_budgets};
+use crate::args::{BudgetRange, CalibrationArgs, DeviceArgs, KernelArgs, ModelArgs};
 use crate::output::{Report, check_writable, emit, to_json, write_file};
 use crate::progress;
-use mafat::experiments::regret::{BudgetRow, RegretOptions, reference_configs, regret};
+use mafat::experiments::regret::{BudgetRow, ReferenceGrid, RegretOptions, regret};
 use mafat::plan::{Config, Mode, Residency};
 use mafat::tune::Measurer;
 use mafat::{Error, Result, units};
@@ -52,6 +52,7 @@ pub struct Args {
 #[derive(Serialize)]
 struct Grid {
     cuts: Vec<usize>,
+    forced_cuts: Vec<usize>,
     max_cuts: usize,
     grids: usize,
     configurations: usize,
@@ -78,7 +79,7 @@ impl Report for RegretReport {
     fn text(&self) -> String {
         let g = &self.reference_grid;
         let mut s = format!(
-            "{}: input {}x{}x{} on {}: search pick vs best of {} reference configurations (<= {} cuts at {}, grids 1x1..{n}x{n}, both residencies); median of {} runs\n",
+            "{}: input {}x{}x{} on {}: search pick vs best of {} reference configurations (<= {} cuts at {}{}, grids 1x1..{n}x{n}, both residencies); median of {} runs\n",
             self.model,
             self.input[2],
             self.input[1],
@@ -87,6 +88,11 @@ impl Report for RegretReport {
             g.configurations,
             g.max_cuts,
             self.cuts_text,
+            if g.forced_cuts.is_empty() {
+                String::new()
+            } else {
+                format!(" besides the forced cuts at {:?}", g.forced_cuts)
+            },
             self.runs,
             n = g.grids
         );
@@ -151,7 +157,17 @@ fn parse_cuts(text: &str, n: usize) -> Result<Vec<usize>> {
 /// Run `mafat regret`.
 pub fn main(a: Args) -> Result<()> {
     let net = a.model.load()?;
+    // Every number and the output path are checked before any device work.
     let cuts = parse_cuts(&a.cuts, net.layers.len())?;
+    let grid = ReferenceGrid::new(&net, &cuts, a.max_cuts, a.grids)?;
+    let range = BudgetRange::parse(&a.budgets)?;
+    let runs = crate::args::check_runs(a.runs, crate::args::MAX_RUNS_PER_CONFIG)?;
+    RegretOptions {
+        budgets: Vec::new(),
+        runs,
+        top: a.top,
+    }
+    .validate()?;
     if let Some(p) = &a.out {
         check_writable(p)?;
     }
@@ -159,30 +175,31 @@ pub fn main(a: Args) -> Result<()> {
     let (cost, source) = a.calibration.cost_model(&session, &net, &a.kernels)?;
     let measurer = Measurer::new(&session, &net)?.with_ops(cost.ops(&net)?)?;
     let planner = measurer.planner();
+    let references = grid.plan(
+        planner,
+        &net,
+        &mut progress::reporter("reference grid".into()),
+    );
     // Budget keywords: the smallest reference peak and the untiled layerwise peak.
-    let refs = reference_configs(&net, &cuts, a.max_cuts, a.grids);
-    let min = refs
+    let min = references
         .iter()
-        .flat_map(|c| {
-            Residency::BOTH.map(|r| {
-                planner
-                    .plan(c, Mode::Layerwise, r)
-                    .map_or(u64::MAX, |p| p.peak_bytes())
-            })
-        })
+        .map(|r| r.peak_bytes)
         .min()
-        .unwrap_or(u64::MAX);
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no configuration of the reference grid plans for {} (cuts {}, grids up to {g}x{g}): give other --cuts or --grids",
+                net.name,
+                a.cuts,
+                g = a.grids
+            ))
+        })?;
     let untiled = planner
-        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)
-        .map_or(u64::MAX, |p| p.peak_bytes());
-    let budgets = parse_budgets(&a.budgets, min, untiled)?;
+        .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)?
+        .peak_bytes();
     let opts = RegretOptions {
-        budgets,
-        cuts,
-        max_cuts: a.max_cuts,
-        grids: a.grids,
-        runs: a.runs.max(1),
-        top: a.top.max(1),
+        budgets: range.resolve(min, untiled)?,
+        runs,
+        top: a.top,
     };
     let t0 = Instant::now();
     let (rows, refs) = regret(
@@ -190,6 +207,8 @@ pub fn main(a: Args) -> Result<()> {
         &net,
         &cost,
         &opts,
+        &grid,
+        &references,
         &mut progress::reporter("regret".into()),
     )?;
     let mut report = RegretReport {
@@ -201,9 +220,10 @@ pub fn main(a: Args) -> Result<()> {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         reference_grid: Grid {
-            cuts: opts.cuts.clone(),
-            max_cuts: opts.max_cuts,
-            grids: opts.grids,
+            cuts: grid.cuts.clone(),
+            forced_cuts: grid.forced.clone(),
+            max_cuts: grid.max_cuts,
+            grids: grid.grids,
             configurations: refs.len(),
         },
         runs: opts.runs,

@@ -17,9 +17,6 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Most timed runs one command makes.
-pub const MAX_RUNS: usize = 100_000;
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 enum Device {
     Cpu,
@@ -90,21 +87,58 @@ enum ConfigChoice {
 
 /// Run `mafat run`.
 pub fn main(a: Args) -> Result<()> {
-    if a.runs == 0 || a.runs > MAX_RUNS {
-        return Err(Error::Usage(format!(
-            "--runs {}: give 1 to {MAX_RUNS} timed runs",
-            a.runs
-        )));
-    }
+    crate::args::check_runs(a.runs, crate::args::MAX_RUNS)?;
     let budget = a.budget.as_deref().map(units::parse_bytes).transpose()?;
     let choose = choice(&a, budget)?;
     let net = a.model.load()?;
-    let weights = WeightSource::parse(&a.weights)?.load(&net)?;
-    let x = InputSource::parse(&a.input)?.load(net.input)?;
-    match a.device {
-        Device::Cpu => emit(&run_cpu(&net, &weights, &x, &a)?, a.json),
-        Device::Gpu => emit(&run_gpu(&net, &weights, &x, &a, choose, budget)?, a.json),
+    let weights = WeightSource::parse(&a.weights)?;
+    let input = InputSource::parse(&a.input)?;
+    check_host_memory(&net, &a)?;
+    if let Some(p) = &a.out {
+        crate::output::check_writable(p)?;
     }
+    match a.device {
+        Device::Cpu => {
+            let (weights, x) = (weights.load(&net)?, input.load(net.input)?);
+            emit(&run_cpu(&net, &weights, &x, &a)?, a.json)
+        }
+        Device::Gpu => {
+            let (report, problem) = run_gpu(&net, &weights, &input, &a, choose, budget)?;
+            // The report is shown either way; a wrong answer then fails the command.
+            emit(&report, a.json)?;
+            problem.map_or(Ok(()), |p| Err(Error::Verification(p)))
+        }
+    }
+}
+
+/// Refuse, before building anything, a run whose host-side tensors (input, weights and their
+/// folded copy, outputs, and the CPU reference's maps where it runs) pass the host's sanity cap.
+fn check_host_memory(net: &Network, a: &Args) -> Result<()> {
+    let heads = net.outputs();
+    let f32s = |len: usize| 4 * len as u64;
+    let outputs: u64 = heads
+        .iter()
+        .map(|&h| f32s(net.layers[h].output.len()))
+        .sum();
+    let weights = 2 * mafat::model::weights::DarknetWeights::body_bytes(net);
+    let reference = match a.device == Device::Cpu || a.verify {
+        true => mafat::reference::peak_map_bytes(net, &heads),
+        false => 0,
+    };
+    let need = f32s(net.input.len()) + weights + outputs + reference;
+    let cap = mafat::host::memory_cap_bytes();
+    if need > cap {
+        return Err(Error::Usage(format!(
+            "{} at {}x{} needs about {} of host memory ({} for the CPU reference's maps), over the cap of {} (half this machine's memory); use a smaller --size",
+            net.name,
+            net.input.w,
+            net.input.h,
+            units::human(need),
+            units::human(reference),
+            units::human(cap)
+        )));
+    }
+    Ok(())
 }
 
 /// The configuration source the options ask for, refusing combinations that make no sense.
@@ -265,6 +299,12 @@ fn given_ops(
     residency: Residency,
     budget: Option<u64>,
 ) -> Result<Vec<mafat::kernel::Op>> {
+    // Before measuring any kernel: the configuration must fit the device with the default
+    // kernels (the least memory), or nothing will (an impossible --size fails in milliseconds).
+    let defaults = mafat::kernel::select_all(net)?;
+    session
+        .planner_on(net, defaults.clone())?
+        .plan(config, a.mode, residency)?;
     let ops = a.kernels.ops(session, net)?;
     let (Some(budget), None) = (budget, &a.kernels.kernel) else {
         return Ok(ops);
@@ -275,7 +315,6 @@ fn given_ops(
             .plan(config, a.mode, residency)?
             .peak_bytes())
     };
-    let defaults = mafat::kernel::select_all(net)?;
     if ops != defaults && peak(ops.clone())? > budget && peak(defaults.clone())? <= budget {
         log::info!("the tuned kernels need more than the budget for {config}: the default kernels");
         return Ok(defaults);
@@ -454,12 +493,12 @@ struct GpuReport {
 
 fn run_gpu(
     net: &Network,
-    weights: &Weights,
-    x: &Tensor,
+    weights: &WeightSource,
+    input: &InputSource,
     a: &Args,
     choose: ConfigChoice,
     budget: Option<u64>,
-) -> Result<GpuReport> {
+) -> Result<(GpuReport, Option<String>)> {
     let session = a.device_args.session()?;
     let chosen = resolve_choice(&session, net, a, choose, budget)?;
     let planner = session.planner_on(net, chosen.ops.clone())?;
@@ -467,6 +506,8 @@ fn run_gpu(
     if let Some(b) = chosen.budget {
         check_budget(&session, net, &plan, b)?;
     }
+    // The plan fits the device and the budget: only now build the host tensors.
+    let (weights, x) = (&weights.load(net)?, &input.load(net.input)?);
     let prepared = session.prepare(net, weights, plan, chosen.budget)?;
     let (last, median_ms, alloc_peak) = timed_runs(&session, &prepared, x, a.runs)?;
     let stats = prepared.pool_stats();
@@ -489,7 +530,10 @@ fn run_gpu(
         None => Vec::new(),
     };
     check_finite(&net.outputs(), &last.outputs, plan.precision)?;
-    Ok(GpuReport {
+    let problem = verification
+        .as_ref()
+        .and_then(|v| v.problem(plan.precision));
+    let report = GpuReport {
         model: net.name.clone(),
         input: [net.input.c, net.input.h, net.input.w],
         device: "gpu",
@@ -532,7 +576,8 @@ fn run_gpu(
         untiled_error,
         input_text: net.input.to_string(),
         untiled: chosen.config.is_untiled(),
-    })
+    };
+    Ok((report, problem))
 }
 
 impl Report for GpuReport {

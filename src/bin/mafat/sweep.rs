@@ -1,6 +1,6 @@
 //! `mafat sweep`: latency against memory for mafat and every baseline, measured, with CSV and SVG.
 
-use crate::args::{CalibrationArgs, DeviceArgs, KernelArgs, ModelArgs, parse_budgets};
+use crate::args::{BudgetRange, CalibrationArgs, DeviceArgs, KernelArgs, ModelArgs};
 use crate::output::{Report, check_writable, emit};
 use crate::progress;
 use mafat::experiments::sweep::{METHODS, SweepRow, sweep};
@@ -111,6 +111,8 @@ impl Report for SweepReport {
 /// Run `mafat sweep`.
 pub fn main(a: Args) -> Result<()> {
     let net = a.model.load()?;
+    let range = BudgetRange::parse(&a.budgets)?;
+    let runs = crate::args::check_runs(a.runs, crate::args::MAX_RUNS_PER_CONFIG)?;
     // Output paths are checked before minutes of measuring.
     for p in [&a.csv, &a.svg].into_iter().flatten() {
         check_writable(p)?;
@@ -121,7 +123,7 @@ pub fn main(a: Args) -> Result<()> {
     let untiled = planner
         .plan(&Config::untiled(), Mode::Layerwise, Residency::Resident)?
         .peak_bytes();
-    let budgets = parse_budgets(&a.budgets, min, untiled)?;
+    let budgets = range.resolve(min, untiled)?;
     // mafat needs the least of all methods: when it fits no budget, say so before calibrating.
     let most = budgets.iter().copied().max().unwrap_or(0);
     if most < min {
@@ -136,7 +138,6 @@ pub fn main(a: Args) -> Result<()> {
     let (cost, _) = a.calibration.cost_model(&session, &net, &a.kernels)?;
     let measurer = Measurer::new(&session, &net)?.with_ops(cost.ops(&net)?)?;
     let t0 = Instant::now();
-    let runs = a.runs.max(1);
     let rows = sweep(
         &measurer,
         &net,
