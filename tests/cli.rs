@@ -76,7 +76,7 @@ fn layers_json_of_yolov2() {
 
 #[test]
 fn run_on_cpu_writes_npy_equal_to_the_library_result() {
-    let path = std::env::temp_dir().join(format!("mafat-cli-{}.npy", std::process::id()));
+    let path = common::scratch("cli-npy").join("out.npy");
     let o = mafat(&[
         "run",
         "--model",
@@ -144,7 +144,8 @@ fn errors_are_one_line() {
         ]),
         "cannot read image /nonexistent.png",
     );
-    let bad = std::env::temp_dir().join(format!("mafat-cli-{}.weights", std::process::id()));
+    let scratch = common::scratch("cli-errors");
+    let bad = scratch.join("bad.weights");
     std::fs::write(&bad, [0u8; 100]).unwrap();
     assert_clean_error(
         &mafat(&[
@@ -157,7 +158,7 @@ fn errors_are_one_line() {
         "truncated: expected",
     );
     let _ = std::fs::remove_file(&bad);
-    let cfg = std::env::temp_dir().join(format!("mafat-cli-{}.cfg", std::process::id()));
+    let cfg = scratch.join("bad.cfg");
     std::fs::write(
         &cfg,
         "[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=two\n",
@@ -451,7 +452,7 @@ fn json_of(o: &Output) -> serde_json::Value {
 
 #[test]
 fn plan_for_a_budget_saves_a_plan_that_runs_within_it() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan-budget");
+    let dir = common::scratch("plan-budget");
     std::fs::create_dir_all(&dir).unwrap();
     let calibration = dir.join("calibration.json");
     let plan_file = dir.join("plan.json");
@@ -708,7 +709,7 @@ fn plan_for_a_budget_saves_a_plan_that_runs_within_it() {
 #[test]
 fn f16_plans_record_their_precision() {
     let test = "f16_plans_record_their_precision";
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan-f16");
+    let dir = common::scratch("plan-f16");
     std::fs::create_dir_all(&dir).unwrap();
     let cal = dir.join("calibration-f16.json");
     let pf = dir.join("plan-f16.json");
@@ -883,7 +884,7 @@ fn f16_plans_record_their_precision() {
 
 #[test]
 fn calibration_is_cached_per_model_and_size() {
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cache-test");
+    let cache = common::scratch("cache-test");
     let _ = std::fs::remove_dir_all(&cache);
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_mafat"))
@@ -948,7 +949,7 @@ fn calibration_is_cached_per_model_and_size() {
 /// cell's measured peak equals its prediction and fits its budget; mafat fits from its minimum.
 #[test]
 fn sweep_writes_csv_and_svg_with_every_method() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sweep");
+    let dir = common::scratch("sweep");
     std::fs::create_dir_all(&dir).unwrap();
     let (csv, svg) = (dir.join("sweep.csv"), dir.join("sweep.svg"));
     let o = mafat(&[

@@ -54,7 +54,7 @@ fn detect_finds_dog_bicycle_and_car_under_a_budget_below_60_percent_of_untiled()
     if gpu_common::gpu(test).is_none() {
         return; // skip reported
     }
-    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect");
+    let tmp = common::scratch("detect");
     std::fs::create_dir_all(&tmp).unwrap();
     let options = |budget: Option<u64>, out: &str| {
         detector_options(&models, &share, &tmp, budget, out, mafat::Precision::F32)
@@ -159,7 +159,7 @@ fn detect_in_f16_matches_f32_and_fits_half_the_f32_minimum() {
     let Some(g) = gpu_common::gpu_f16(test) else {
         return; // skip reported
     };
-    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("detect-f16");
+    let tmp = common::scratch("detect-f16");
     std::fs::create_dir_all(&tmp).unwrap();
     let options = |budget: Option<u64>, out: &str, precision: mafat::Precision| {
         detector_options(&models, &share, &tmp, budget, out, precision)

@@ -116,6 +116,7 @@ fn check_on(g: &gpu_common::Gpu, name: &str, w: usize, h: usize, c: usize, layer
                 } else if exact && max_ulps == 0 {
                     gpu_common::assert_bit_exact(&format!("{name} {mode:?} int"), o, c);
                 } else if exact {
+                    assert_eq!(o.shape, c.shape, "{name} {mode:?}");
                     let worst = o
                         .data
                         .iter()
@@ -363,5 +364,7 @@ fn lavapipe_keeps_multiply_and_add_separate() {
 }
 
 fn common_skip_not_lavapipe(name: &str) {
-    eprintln!("SKIPPED lavapipe_keeps_multiply_and_add_separate: adapter is {name}, not lavapipe");
+    let test = "lavapipe_keeps_multiply_and_add_separate";
+    eprintln!("SKIPPED {test}: adapter is {name}, not lavapipe");
+    gpu_common::log_skip(test, &format!("adapter is {name}, not lavapipe"));
 }

@@ -97,6 +97,7 @@ fn predicted_equals_measured(g: &gpu_common::Gpu, networks: usize, at_least: usi
                     }
                     Residency::PerGroup => assert_eq!(plan.bytes_of(BufferKind::Weights), 0),
                 }
+                assert_eq!(out.len(), untiled.len());
                 for (o, u) in out.iter().zip(&untiled) {
                     gpu_common::assert_bit_exact(
                         &format!("{} {config} {residency:?}", net.name),

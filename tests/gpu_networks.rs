@@ -34,6 +34,7 @@ fn check_network(name: &str, size: (usize, usize)) {
             assert_eq!(stats.held, plan.peak_bytes(), "{name}");
             assert!(plan.bytes_of(mafat::plan::memory::BufferKind::Arena) >= plan.live_peak);
             peaks.push((mode, stats.peak));
+            assert_eq!(out.len(), cpu.len(), "{name}");
             for (o, c) in out.iter().zip(&cpu) {
                 if exact {
                     // Same order of operations on both sides: identical bits.

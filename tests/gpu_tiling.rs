@@ -55,6 +55,7 @@ fn check_ops(
         "{} {config}: pool peak vs plan",
         net.name
     );
+    assert_eq!(out.len(), untiled.len());
     for (o, u) in out.iter().zip(untiled) {
         assert_bit_exact(
             &format!(
@@ -83,6 +84,7 @@ fn setup(g: &Gpu, net: Network) -> (Network, Weights, Tensor, Vec<Tensor>) {
     // An adapter that contracts a·b + c into an FMA rounds mafat's exp (logistic) differently from
     // the CPU (see tests/gpu_layers.rs); everything else is exact on integer data.
     let fma = gpu_common::contracts_multiply_add(g);
+    assert_eq!(untiled.len(), cpu.len());
     for (u, c) in untiled.iter().zip(&cpu) {
         if fma {
             let d = gpu_common::max_rel_diff(u, c);
@@ -297,6 +299,7 @@ fn f16_tiled_equal_untiled() {
         assert_eq!(stats.peak, plan.peak_bytes());
         let heads = net.outputs();
         let cpu = reference::forward_at(net, w, x, &heads, mafat::Precision::F16).unwrap();
+        assert_eq!(untiled.len(), cpu.len());
         for (u, c) in untiled.iter().zip(&cpu) {
             assert!(u.data.iter().all(|v| v.is_finite()), "{}", net.name);
             let d = gpu_common::max_diff_over_absmax(u, c);

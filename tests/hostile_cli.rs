@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,17 +92,6 @@ fn run(dir: &Path, k: usize, case: &Case) -> Outcome {
         max_rss_kib: usage.ru_maxrss,
         timed_out,
     }
-}
-
-/// A folder of its own for this run (no fixed names: two runs never share files).
-fn scratch() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir().join(format!("mafat-hostile-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// A PNG whose header claims `w`x`h` pixels (no pixel data): a decompression bomb's front.
@@ -616,7 +605,7 @@ fn cases(dir: &Path) -> Vec<Case> {
 
 #[test]
 fn hostile_invocations_fail_cleanly_fast_and_small() {
-    let dir = scratch();
+    let dir = common::scratch("hostile");
     write_files(&dir);
     let cases = cases(&dir);
     let (mut panicked, mut hung, mut big, mut wrong) =

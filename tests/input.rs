@@ -6,7 +6,7 @@ use mafat::input::{InputSource, letterbox, load_image, resize};
 use mafat::{Shape, Tensor};
 
 fn tmp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("mafat-test-{}-{name}", std::process::id()))
+    common::scratch("input").join(name)
 }
 
 #[test]

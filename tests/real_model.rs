@@ -41,6 +41,7 @@ fn yolov3_tiny_finds_dog_bicycle_and_car() {
 
     // Best objectness × class probability per class over both heads, every box and cell.
     let mut best = vec![0.0f32; names.len()];
+    assert_eq!(heads.len(), outs.len());
     for (&l, t) in heads.iter().zip(&outs) {
         let LayerKind::Yolo(y) = &net.layers[l].kind else {
             panic!("head {l} is not yolo")
@@ -93,6 +94,7 @@ fn yolov3_tiny_on_the_gpu_matches_the_cpu() {
     let (gpu, _, _) = g
         .run(&net, &weights, &x, mafat::plan::Mode::Layerwise, None)
         .unwrap();
+    assert_eq!(gpu.len(), cpu.len());
     for (o, c) in gpu.iter().zip(&cpu) {
         // Real weights, real image: same order of operations, so on an adapter that keeps multiply
         // and add apart the heads agree bit for bit; 1e-4 relative allows fused multiply-adds.

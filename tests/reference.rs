@@ -285,6 +285,7 @@ fn avgpool_softmax_and_activations() {
     let y = r::softmax(&t(3, 1, 1, &[1.0, 2.0, 3.0]), 1, 1.0);
     let e: Vec<f64> = [-2.0f64, -1.0, 0.0].iter().map(|v| v.exp()).collect();
     let s: f64 = e.iter().sum();
+    assert_eq!(y.data.len(), e.len());
     for (got, e) in y.data.iter().zip(&e) {
         assert!((*got as f64 - e / s).abs() < 1e-7);
     }

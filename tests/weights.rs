@@ -15,7 +15,7 @@ fn round_trip_is_identical() {
         let back = DarknetWeights::from_bytes(&bytes, &net, "mem").unwrap();
         assert_eq!(back, w);
         // Through a real file as well.
-        let path = std::env::temp_dir().join(format!("mafat-rt-{name}.weights"));
+        let path = common::scratch("weights-roundtrip").join(format!("{name}.weights"));
         w.save(&path).unwrap();
         assert_eq!(DarknetWeights::load(&path, &net).unwrap(), w);
         let _ = std::fs::remove_file(path);

@@ -19,6 +19,21 @@ pub fn skip(test: &str, why: &str) {
         panic!("{test}: cannot run and MAFAT_REQUIRE_TEST_DATA=1: {why}");
     }
     eprintln!("SKIPPED {test}: {why}");
+    log_skip(test, why);
+}
+
+/// Append a skip to the file `MAFAT_SKIP_LOG` names (`.ci/run` counts them: cargo hides a passing
+/// test's output, so a skip would otherwise go unseen).
+pub fn log_skip(test: &str, why: &str) {
+    use std::io::Write;
+    if let Some(path) = std::env::var_os("MAFAT_SKIP_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{test}: {}", why.replace('\n', " "));
+    }
 }
 
 /// `scripts/fetch-models.sh` run once per test binary (tests run in parallel threads) with the cache
@@ -65,4 +80,16 @@ pub fn darknet_share() -> Result<PathBuf, String> {
 /// fetched by `scripts/fetch-models.sh`.
 pub fn yolov3_tiny_real() -> Result<PathBuf, String> {
     fetched().map(|(models, _)| models)
+}
+
+/// A new, empty folder of this test run's own under cargo's test tmpdir: `name`, the process id and
+/// the time, so that two test runs (or two tests) never share or race on a file.
+pub fn scratch(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("create a scratch folder");
+    d
 }

@@ -63,8 +63,23 @@ fn open_with(
                 );
             }
             eprintln!("SKIPPED {test}: no GPU adapter for {precision}: {why}");
+            log_skip(test, &format!("no GPU adapter for {precision}"));
             None
         }
+    }
+}
+
+/// Append a skip to the file `MAFAT_SKIP_LOG` names (`.ci/run` counts them: cargo hides a passing
+/// test's output).
+pub fn log_skip(test: &str, why: &str) {
+    use std::io::Write;
+    if let Some(path) = std::env::var_os("MAFAT_SKIP_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{test}: {}", why.replace('\n', " "));
     }
 }
 
