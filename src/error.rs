@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A `.cfg` text could not be parsed or describes an impossible network.
-    #[error("{origin}:{line}: {message}")]
+    #[error("{}:{line}: {message}", crate::units::shorten(origin))]
     Cfg {
         /// File path or built-in model name.
         origin: String,
@@ -17,7 +17,7 @@ pub enum Error {
     },
 
     /// A `.weights` file does not fit the network.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", crate::units::shorten(path))]
     Weights {
         /// The file's path (or what else the parameters came from).
         path: String,
@@ -30,7 +30,7 @@ pub enum Error {
     Usage(String),
 
     /// A fusing/tiling configuration (`--groups`) breaks a rule.
-    #[error("config `{config}`: {message}")]
+    #[error("config `{}`: {message}", crate::units::shorten(config))]
     Config {
         /// The configuration's text.
         config: String,
@@ -39,7 +39,7 @@ pub enum Error {
     },
 
     /// An input image could not be read or decoded.
-    #[error("cannot read image {path}: {message}")]
+    #[error("cannot read image {}: {message}", crate::units::shorten(&path.display().to_string()))]
     Image {
         /// The image file.
         path: PathBuf,
@@ -49,7 +49,8 @@ pub enum Error {
 
     /// A model name that is neither a built-in nor an existing file.
     #[error(
-        "unknown model `{0}`: give a path to a Darknet .cfg file or one of the built-in models: {list}",
+        "unknown model `{}`: give a path to a Darknet .cfg file or one of the built-in models: {list}",
+        crate::units::prefix(.0),
         list = crate::model::builtin::NAMES.join(", ")
     )]
     UnknownModel(String),
@@ -133,7 +134,7 @@ pub enum Error {
     Unsupported(String),
 
     /// File-system errors, with the path that failed.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", crate::units::shorten(&path.display().to_string()))]
     Io {
         /// The path that failed.
         path: PathBuf,

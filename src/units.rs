@@ -50,6 +50,18 @@ pub fn prefix(s: &str) -> String {
     }
 }
 
+/// A path or configuration quoted in an error: whole up to 160 characters, else its first 100 and
+/// last 50 (a file name at the end stays readable).
+pub fn shorten(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= 160 {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(100).collect();
+    let tail: String = s.chars().skip(n - 50).collect();
+    format!("{head}…{tail}")
+}
+
 /// `12.3 MiB`-style rendering for reports.
 pub fn human(bytes: u64) -> String {
     let b = bytes as f64;

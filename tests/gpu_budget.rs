@@ -4,6 +4,7 @@
 //! the whole device, so nothing else may allocate meanwhile.
 
 mod chains;
+mod common;
 mod gpu_common;
 
 use chains::{Lcg, random_config};

@@ -24,22 +24,6 @@ fn session(test: &str) -> Option<Session> {
     }
 }
 
-/// A device the caller opened without timestamp queries.
-fn device_without_timestamps() -> Option<(wgpu::Device, wgpu::Queue)> {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .ok()?;
-    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("no timestamps"),
-        required_features: wgpu::Features::empty(),
-        required_limits: adapter.limits(),
-        ..Default::default()
-    }))
-    .ok()
-}
-
 /// Two threads, two networks, two budgets, one device: each network stays inside its own budget
 /// and equals the CPU reference bit for bit on every frame while the other runs.
 #[test]
@@ -134,7 +118,7 @@ fn without_timestamps_runs_are_timed_by_the_wall_clock() {
     let Some(with) = session(test) else {
         return;
     };
-    let Some((device, queue)) = device_without_timestamps() else {
+    let Some((device, queue)) = gpu_common::callers_device(wgpu::Features::empty()) else {
         return common::skip(test, "no GPU adapter");
     };
     let without = Session::from_device(device, queue, &SessionOptions::default());

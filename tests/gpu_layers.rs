@@ -4,6 +4,7 @@
 //! F(4x4) — integer data with the weights scaled by 9 covers it; elsewhere within 1e-5 of the output's
 //! absmax), within 1e-4 relative on random floats (Winograd: 1e-5 of the absmax).
 
+mod common;
 mod gpu_common;
 
 use mafat::Precision;

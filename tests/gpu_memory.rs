@@ -4,6 +4,7 @@
 //! predicted peak to the byte — and the output still equals the untiled run's bit for bit.
 
 mod chains;
+mod common;
 mod gpu_common;
 
 use chains::{Lcg, random_chain, random_config};

@@ -1,6 +1,7 @@
 //! Whole networks on the GPU in both untiled modes: agreement with the CPU reference, exact memory
 //! accounting (pool peak == plan), layerwise ≤ naive, budgets and device limits as errors.
 
+mod common;
 mod gpu_common;
 
 use mafat::input::InputSource;

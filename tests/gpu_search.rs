@@ -2,6 +2,7 @@
 //! the measured peak equals the predicted one and fits the budget, and the output equals the untiled
 //! run's bit for bit.
 
+mod common;
 mod gpu_common;
 
 use mafat::input::InputSource;

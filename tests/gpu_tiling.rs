@@ -4,6 +4,7 @@
 //! checks that the pool's peak equals the plan's.
 
 mod chains;
+mod common;
 mod gpu_common;
 
 use chains::{Lcg, random_chain, random_config};

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 /// Longest any invocation may take (none does real work: each is refused, or is a tiny run).
 const TIME_LIMIT: Duration = Duration::from_secs(120);
+/// Longest error line (a bad value is quoted by a prefix, a path by its two ends).
+const MAX_ERROR_CHARS: usize = 400;
 /// Most resident memory any invocation may reach.
 const RSS_LIMIT_KIB: i64 = 1 << 20;
 
@@ -243,6 +245,16 @@ fn case(args: &[&str], expect: Expect) -> Case {
     }
 }
 
+/// `COMMAND --model yolov2-16 --size 64x64 [--runs 1] EXTRA...` (one timed run for `run`).
+fn cmd16(command: &str, extra: &[&str], expect: Expect) -> Case {
+    let mut a = vec![command, "--model", "yolov2-16", "--size", "64x64"];
+    if command == "run" {
+        a.extend(["--runs", "1"]);
+    }
+    a.extend(extra);
+    case(&a, expect)
+}
+
 fn cases(dir: &Path) -> Vec<Case> {
     use Expect::{Error as E, Ok};
     let f = |name: &str| dir.join(name).display().to_string();
@@ -336,24 +348,6 @@ fn cases(dir: &Path) -> Vec<Case> {
     ));
 
     // `run`: counts, sizes, files, budgets, configurations.
-    let run16 = |extra: &[&str]| {
-        let mut a = vec![
-            "run",
-            "--model",
-            "yolov2-16",
-            "--size",
-            "64x64",
-            "--runs",
-            "1",
-        ];
-        a.extend(extra);
-        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
-    };
-    let run_case = |extra: &[&str], expect: Expect| Case {
-        args: run16(extra),
-        expect,
-        full_stdout: false,
-    };
     for runs in ["0", "4294967296", "-1", "18446744073709551616", "1e3"] {
         v.push(case(
             &[
@@ -410,27 +404,29 @@ fn cases(dir: &Path) -> Vec<Case> {
         ("int:-1", ""),
         ("int:", ""),
     ] {
-        v.push(run_case(&["--weights", weights], E(needle)));
+        v.push(cmd16("run", &["--weights", weights], E(needle)));
     }
-    v.push(run_case(
+    v.push(cmd16(
+        "run",
         &["--weights", &f("short.weights")],
         E("truncated"),
     ));
-    v.push(run_case(&["--weights", &f("nan.weights")], E("")));
+    v.push(cmd16("run", &["--weights", &f("nan.weights")], E("")));
     for (input, needle) in [
         ("/dev/zero", "too large"),
         ("/dev/null", ""),
         ("/nonexistent.png", "cannot read image"),
         ("random:xyz", ""),
     ] {
-        v.push(run_case(&["--input", input], E(needle)));
+        v.push(cmd16("run", &["--input", input], E(needle)));
     }
-    v.push(run_case(&["--input", &f("junk.png")], E("")));
-    v.push(run_case(
+    v.push(cmd16("run", &["--input", &f("junk.png")], E("")));
+    v.push(cmd16(
+        "run",
         &["--input", &f("truncated.jpg")],
         E("truncated JPEG"),
     ));
-    v.push(run_case(&["--input", &f("bomb.png")], E("")));
+    v.push(cmd16("run", &["--input", &f("bomb.png")], E("")));
     for budget in [
         "0",
         "-1",
@@ -442,9 +438,9 @@ fn cases(dir: &Path) -> Vec<Case> {
         "inf",
         "12 parsecs",
     ] {
-        v.push(run_case(&["--budget", budget], E("")));
+        v.push(cmd16("run", &["--budget", budget], E("")));
     }
-    v.push(run_case(&["--budget", "18446744073709551615"], Ok));
+    v.push(cmd16("run", &["--budget", "18446744073709551615"], Ok));
     for groups in [
         "garbage",
         "0..99:2x2",
@@ -457,9 +453,9 @@ fn cases(dir: &Path) -> Vec<Case> {
         "0..4:18446744073709551615x1",
         "0..4:2x2,4..8:2x2,8..99999999999999999999:1x1",
     ] {
-        v.push(run_case(&["--groups", groups], E("")));
+        v.push(cmd16("run", &["--groups", groups], E("")));
     }
-    v.push(run_case(&["--groups", "0..4:2x2"], Ok));
+    v.push(cmd16("run", &["--groups", "0..4:2x2"], Ok));
     for plan in [
         "/dev/zero".to_string(),
         "/nonexistent.json".to_string(),
@@ -469,56 +465,58 @@ fn cases(dir: &Path) -> Vec<Case> {
         f("huge-number.json"),
         f("deep.json"),
     ] {
-        v.push(run_case(&["--plan", &plan], E("")));
+        v.push(cmd16("run", &["--plan", &plan], E("")));
     }
     for cal in ["/dev/zero".to_string(), f("junk.json"), f("deep.json")] {
-        v.push(run_case(
+        v.push(cmd16(
+            "run",
             &["--budget", "10MiB", "--calibration", &cal],
             E(""),
         ));
     }
-    v.push(run_case(
+    v.push(cmd16(
+        "run",
         &["--budget", "10MiB", "--calibration", "/proc/nope.json"],
         E("cannot write"),
     ));
-    v.push(run_case(&["--kernel", "nope"], E("")));
-    v.push(run_case(&["--adapter", "no such adapter"], E("")));
-    v.push(run_case(&["--precision", "f64"], E("")));
-    v.push(run_case(&["--mode", "nope"], E("")));
-    v.push(run_case(&["--residency", "nope"], E("")));
-    v.push(run_case(
+    v.push(cmd16("run", &["--kernel", "nope"], E("")));
+    v.push(cmd16("run", &["--adapter", "no such adapter"], E("")));
+    v.push(cmd16("run", &["--precision", "f64"], E("")));
+    v.push(cmd16("run", &["--mode", "nope"], E("")));
+    v.push(cmd16("run", &["--residency", "nope"], E("")));
+    v.push(cmd16(
+        "run",
         &["--mode", "naive", "--groups", "0..2:2x2"],
         E(""),
     ));
-    v.push(run_case(
+    v.push(cmd16(
+        "run",
         &["--out", "/nonexistent/dir/x.npy"],
         E("cannot write"),
     ));
-    v.push(run_case(&["--out", "/proc/x.npy"], E("cannot write")));
-    let mut full = run_case(&["--json"], E(""));
+    v.push(cmd16("run", &["--out", "/proc/x.npy"], E("cannot write")));
+    let mut full = cmd16("run", &["--json"], E(""));
     full.full_stdout = true;
     v.push(full);
 
     // `plan`.
-    let plan16 = |extra: &[&str], expect: Expect| {
-        let mut a = vec!["plan", "--model", "yolov2-16", "--size", "64x64"];
-        a.extend(extra);
-        case(&a, expect)
-    };
-    v.push(plan16(&["--budget", "0"], E("")));
-    v.push(plan16(&["--budget", "1"], E("the smallest needs")));
-    v.push(plan16(&[], E("needs --budget")));
-    v.push(plan16(&["--groups", "0..100:2x2"], E("")));
-    v.push(plan16(&["--min-budget"], Ok));
-    v.push(plan16(
+    v.push(cmd16("plan", &["--budget", "0"], E("")));
+    v.push(cmd16("plan", &["--budget", "1"], E("the smallest needs")));
+    v.push(cmd16("plan", &[], E("needs --budget")));
+    v.push(cmd16("plan", &["--groups", "0..100:2x2"], E("")));
+    v.push(cmd16("plan", &["--min-budget"], Ok));
+    v.push(cmd16(
+        "plan",
         &["--budget", "100MiB", "--out", "/nonexistent/dir/p.json"],
         E("cannot write"),
     ));
-    v.push(plan16(
+    v.push(cmd16(
+        "plan",
         &["--budget", "100MiB", "--calibration", "/proc/nope.json"],
         E("cannot write"),
     ));
-    v.push(plan16(
+    v.push(cmd16(
+        "plan",
         &["--budget", "100MiB", "--calibration", "/dev/zero"],
         E(""),
     ));
@@ -535,11 +533,6 @@ fn cases(dir: &Path) -> Vec<Case> {
     ));
 
     // `sweep` and `regret`: numbers and output paths, all refused before any measuring.
-    let sweep16 = |extra: &[&str], expect: Expect| {
-        let mut a = vec!["sweep", "--model", "yolov2-16", "--size", "64x64"];
-        a.extend(extra);
-        case(&a, expect)
-    };
     for budgets in [
         "1..2:18446744073709551615",
         "1..2:4000000000",
@@ -550,23 +543,20 @@ fn cases(dir: &Path) -> Vec<Case> {
         "..",
         "0..1MiB",
     ] {
-        v.push(sweep16(&["--budgets", budgets], E("--budgets")));
+        v.push(cmd16("sweep", &["--budgets", budgets], E("--budgets")));
     }
-    v.push(sweep16(
+    v.push(cmd16(
+        "sweep",
         &["--svg", "/nonexistent/dir/x.svg"],
         E("cannot write"),
     ));
-    v.push(sweep16(
+    v.push(cmd16(
+        "sweep",
         &["--csv", "/nonexistent/dir/x.csv"],
         E("cannot write"),
     ));
-    v.push(sweep16(&["--runs", "0"], E("--runs")));
-    v.push(sweep16(&["--runs", "4294967296"], E("--runs")));
-    let regret16 = |extra: &[&str], expect: Expect| {
-        let mut a = vec!["regret", "--model", "yolov2-16", "--size", "64x64"];
-        a.extend(extra);
-        case(&a, expect)
-    };
+    v.push(cmd16("sweep", &["--runs", "0"], E("--runs")));
+    v.push(cmd16("sweep", &["--runs", "4294967296"], E("--runs")));
     for (extra, needle) in [
         (&["--grids", "0"][..], "--grids"),
         (&["--grids", "4294967296"], "--grids"),
@@ -579,8 +569,30 @@ fn cases(dir: &Path) -> Vec<Case> {
         (&["--budgets", "9MiB..1MiB"], "--budgets"),
         (&["--out", "/nonexistent/dir/r.json"], "cannot write"),
     ] {
-        v.push(regret16(extra, E(needle)));
+        v.push(cmd16("regret", extra, E(needle)));
     }
+
+    // A whole file pasted into an option: the error quotes a short prefix of it.
+    let long = "0..1:1x1,".repeat(2000);
+    let junk = "x".repeat(5000);
+    let (long, junk) = (long.as_str(), junk.as_str());
+    for (option, value) in [
+        ("--groups", long),
+        ("--groups", junk),
+        ("--budget", junk),
+        ("--size", junk),
+        ("--weights", junk),
+        ("--input", junk),
+        ("--kernel", junk),
+        ("--precision", junk),
+        ("--adapter", junk),
+        ("--plan", junk),
+    ] {
+        v.push(cmd16("run", &[option, value], E("")));
+    }
+    v.push(case(&["layers", "--model", junk], E("")));
+    v.push(cmd16("regret", &["--cuts", junk], E("--cuts")));
+    v.push(cmd16("sweep", &["--budgets", junk], E("--budgets")));
 
     // Full stdout on the printing commands.
     for args in [
@@ -620,6 +632,7 @@ fn hostile_invocations_fail_cleanly_fast_and_small() {
             .map(|a| a.replace(&dir.display().to_string(), "$DIR"))
             .collect::<Vec<_>>()
             .join(" ");
+        let shown = mafat::units::shorten(&shown);
         let shown = if c.full_stdout {
             format!("{shown} > /dev/full")
         } else {
@@ -653,6 +666,14 @@ fn hostile_invocations_fail_cleanly_fast_and_small() {
             .lines()
             .filter(|l| l.starts_with("error:"))
             .collect();
+        if let Some(l) = errors.iter().find(|l| l.chars().count() > MAX_ERROR_CHARS) {
+            wrong.push(format!(
+                "{shown}: an error of {} characters: {}…",
+                l.chars().count(),
+                &l[..200]
+            ));
+            continue;
+        }
         let right = match &c.expect {
             Expect::Ok => o.code == Some(0) && errors.is_empty(),
             Expect::Error(needle) => {

@@ -7,10 +7,13 @@
 //! Failing cases proptest shrinks are kept in `tests/readers_proptest.proptest-regressions`
 //! (committed) and replayed first on every run.
 
+mod chains;
+
+use chains::limits;
 use mafat::model::weights::DarknetWeights;
 use mafat::model::{self, cfg};
 use mafat::plan::file::PlanFile;
-use mafat::plan::{Config, DeviceLimits, Mode, Planner, Residency};
+use mafat::plan::{Config, Mode, Planner, Residency};
 use proptest::prelude::*;
 
 /// An error message a user can read: one line, not a page.
@@ -275,17 +278,6 @@ proptest! {
             }
             Err(e) => prop_assert!(readable(&e), "{e}"),
         }
-    }
-}
-
-fn limits() -> DeviceLimits {
-    DeviceLimits {
-        max_buffer_size: (1 << 31) - 1,
-        max_storage_buffer_binding_size: 128 << 20,
-        min_uniform_buffer_offset_alignment: 256,
-        min_storage_buffer_offset_alignment: 256,
-        max_compute_workgroups_per_dimension: 65535,
-        timestamps: true,
     }
 }
 

@@ -14,18 +14,7 @@ use mafat::{Session, SessionOptions};
 /// The caller's own device: the first adapter of the environment, every limit, timestamps if it
 /// has them.
 fn callers_device() -> Option<(wgpu::Device, wgpu::Queue)> {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter =
-        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .ok()?;
-    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("caller's device"),
-        required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
-        required_limits: adapter.limits(),
-        ..Default::default()
-    }))
-    .ok()
+    gpu_common::callers_device(wgpu::Features::TIMESTAMP_QUERY)
 }
 
 fn read_buffer(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Vec<u32> {

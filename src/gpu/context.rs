@@ -95,7 +95,8 @@ impl GpuContext {
                     .position(|n| n.to_lowercase().contains(&needle))
                     .ok_or_else(|| {
                         Error::NoAdapter(format!(
-                            "no adapter matches `{name}`; available: {}",
+                            "no adapter matches `{}`; available: {}",
+                            crate::units::prefix(name),
                             names.join(", ")
                         ))
                     })?;

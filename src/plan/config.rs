@@ -110,7 +110,8 @@ impl Config {
             let bad = |why: &str| Error::Config {
                 config: text.to_string(),
                 message: format!(
-                    "`{part}`: {why}; write each group as FIRST..END:ROWSxCOLS (layers FIRST to END−1), e.g. 0..8:3x3,8..16:2x2"
+                    "`{}`: {why}; write each group as FIRST..END:ROWSxCOLS (layers FIRST to END−1), e.g. 0..8:3x3,8..16:2x2",
+                    crate::units::prefix(part)
                 ),
             };
             let (range, grid) = part

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod skip;
+pub use skip::log_skip;
+
 /// Where fetched test data is cached.
 pub fn cache_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-data");
@@ -20,20 +23,6 @@ pub fn skip(test: &str, why: &str) {
     }
     eprintln!("SKIPPED {test}: {why}");
     log_skip(test, why);
-}
-
-/// Append a skip to the file `MAFAT_SKIP_LOG` names (`.ci/run` counts them: cargo hides a passing
-/// test's output, so a skip would otherwise go unseen).
-pub fn log_skip(test: &str, why: &str) {
-    use std::io::Write;
-    if let Some(path) = std::env::var_os("MAFAT_SKIP_LOG")
-        && let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-    {
-        let _ = writeln!(f, "{test}: {}", why.replace('\n', " "));
-    }
 }
 
 /// `scripts/fetch-models.sh` run once per test binary (tests run in parallel threads) with the cache

@@ -1,4 +1,5 @@
 //! Shared GPU set-up for the GPU tests: one session (device and compiled pipelines) per test binary.
+//! A test binary that uses it declares `mod common;` too (the skip log).
 #![allow(dead_code)]
 
 use mafat::gpu::{GpuContext, PoolStats};
@@ -7,6 +8,25 @@ use mafat::model::weights::Weights;
 use mafat::plan::{Config, DeviceLimits, MemoryPlan, Mode, Planner, Residency};
 use mafat::{Network, Precision, Session, SessionOptions, Tensor};
 use std::sync::OnceLock;
+
+pub use super::common::log_skip;
+
+/// A device the caller opens itself (as an app that renders with wgpu would): the first adapter of
+/// the environment, every limit, and the features in `wanted` the adapter has.
+pub fn callers_device(wanted: wgpu::Features) -> Option<(wgpu::Device, wgpu::Queue)> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .ok()?;
+    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("caller's device"),
+        required_features: adapter.features() & wanted,
+        required_limits: adapter.limits(),
+        ..Default::default()
+    }))
+    .ok()
+}
 
 pub struct Gpu {
     pub session: Session,
@@ -66,20 +86,6 @@ fn open_with(
             log_skip(test, &format!("no GPU adapter for {precision}"));
             None
         }
-    }
-}
-
-/// Append a skip to the file `MAFAT_SKIP_LOG` names (`.ci/run` counts them: cargo hides a passing
-/// test's output).
-pub fn log_skip(test: &str, why: &str) {
-    use std::io::Write;
-    if let Some(path) = std::env::var_os("MAFAT_SKIP_LOG")
-        && let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-    {
-        let _ = writeln!(f, "{test}: {}", why.replace('\n', " "));
     }
 }
 

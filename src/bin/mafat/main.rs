@@ -55,7 +55,10 @@ fn main() -> ExitCode {
     }
     quiet_mesa_runtime_dir();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match cli.command {
         Command::Info(a) => info::main(a),
         Command::Layers(a) => layers::main(a),
@@ -71,6 +74,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's verdict on the command line: help and version as clap prints them; a mistake as one
+/// `error:` line (clap's first, the value cut short: a bad value may be a whole file pasted in) and
+/// exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("error: bad command line");
+    let line = match first.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &first[..cut]),
+        None => first.to_string(),
+    };
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line} (see mafat --help)");
+    ExitCode::from(2)
 }
 
 /// Mesa's Vulkan drivers print "XDG_RUNTIME_DIR is invalid or not set" when it is missing (a fresh
