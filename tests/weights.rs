@@ -22,6 +22,27 @@ fn round_trip_is_identical() {
     }
 }
 
+/// A corrupt header's version numbers (found by proptest: major·10 + minor overflowed i32 and
+/// panicked in debug builds) are refused by size, never panic.
+#[test]
+fn corrupt_header_versions_do_not_overflow() {
+    let net = model::load("yolov2-tiny", None).unwrap();
+    let mut bytes = DarknetWeights::random(&net, 1).to_bytes();
+    for (major, minor) in [
+        (i32::MAX, 0),
+        (i32::MIN, i32::MIN),
+        (214_748_365, 7),
+        (-1, i32::MAX),
+    ] {
+        bytes[0..4].copy_from_slice(&major.to_le_bytes());
+        bytes[4..8].copy_from_slice(&minor.to_le_bytes());
+        let e = DarknetWeights::from_bytes(&bytes, &net, "corrupt.weights")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("too long"), "{major}.{minor}: {e}");
+    }
+}
+
 #[test]
 fn truncated_and_oversized_files_state_byte_counts() {
     let net = model::load("yolov2-tiny", None).unwrap();

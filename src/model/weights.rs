@@ -144,7 +144,8 @@ fn conv_record_len(net: &Network, i: usize, c: &Conv) -> u64 {
 }
 
 fn header_len(major: i32, minor: i32) -> usize {
-    if major * 10 + minor >= 2 && major < 1000 && minor < 1000 {
+    // Darknet's test, in i64: a corrupt header's version must not overflow it.
+    if major as i64 * 10 + minor as i64 >= 2 && major < 1000 && minor < 1000 {
         20
     } else {
         16
