@@ -25,6 +25,9 @@ const ACT_LEAKY: u32 = 1u;
 const ACT_RELU: u32 = 2u;
 const ACT_LOGISTIC: u32 = 3u;
 const ACT_MISH: u32 = 4u;
+const ACT_SWISH: u32 = 5u;
+const ACT_HARD_SIGMOID: u32 = 6u;
+const ACT_HARD_SWISH: u32 = 7u;
 
 // e^x with exactly the operations of `mafat::network::exp` (the CPU reference), so both give the same
 // bits: Cody-Waite reduction, degree-7 Taylor polynomial, exact scaling by 2^n.
@@ -46,6 +49,14 @@ fn mexp(x: f32) -> f32 {
     return p * bitcast<f32>(u32(half + 127) << 23u) * bitcast<f32>(u32(ni - half + 127) << 23u);
 }
 
+// clamp(x/6 + 0.5, 0, 1) as x·(1/6 in f32) + 0.5, with the CPU reference's comparisons.
+fn hard_sigmoid(x: f32) -> f32 {
+    let y = x * bitcast<f32>(0x3e2aaaabu) + 0.5;
+    if (y < 0.0) { return 0.0; }
+    if (y > 1.0) { return 1.0; }
+    return y;
+}
+
 fn activate(x: f32, act: u32) -> f32 {
     switch act {
         case 1u: { return select(0.1 * x, x, x > 0.0); }
@@ -58,6 +69,9 @@ fn activate(x: f32, act: u32) -> f32 {
             let n = e * (e + 2.0);
             return x * (n / (n + 2.0));
         }
+        case 5u: { return x * (1.0 / (1.0 + mexp(-x))); }
+        case 6u: { return hard_sigmoid(x); }
+        case 7u: { return x * hard_sigmoid(x); }
         default: { return x; }
     }
 }

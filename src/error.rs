@@ -25,6 +25,16 @@ pub enum Error {
         message: String,
     },
 
+    /// An ONNX model (or tensor file) cannot be read, or uses what mafat does not support.
+    #[error("{}: {message}", crate::units::shorten(origin))]
+    Onnx {
+        /// The file's path.
+        origin: String,
+        /// What is wrong (naming the node and its operator where there is one) and what is
+        /// supported.
+        message: String,
+    },
+
     /// A command-line argument or option value is malformed.
     #[error("{0}")]
     Usage(String),
@@ -49,7 +59,7 @@ pub enum Error {
 
     /// A model name that is neither a built-in nor an existing file.
     #[error(
-        "unknown model `{}`: give a path to a Darknet .cfg file or one of the built-in models: {list}",
+        "unknown model `{}`: give a path to a Darknet .cfg or an ONNX .onnx file, or one of the built-in models: {list}",
         crate::units::prefix(.0),
         list = crate::model::builtin::NAMES.join(", ")
     )]

@@ -1,4 +1,5 @@
-//! Network input: a PNG/JPEG image letterboxed as Darknet does, or synthetic data.
+//! Network input: a PNG/JPEG image letterboxed as Darknet does, a tensor file (`.npy`, ONNX `.pb`),
+//! or synthetic data.
 
 use crate::error::{Error, Result};
 use crate::model::weights::parse_seeded;
@@ -16,6 +17,9 @@ pub enum InputSource {
     Random(u64),
     /// Integers in −3..=3, for exact-arithmetic tests; the seed.
     Int(u64),
+    /// A tensor file: NumPy `.npy` (f32 or f64) or an ONNX `TensorProto` (`.pb`), holding exactly
+    /// the input's values (dimensions `[1, C, H, W]`, `[C, H, W]` or, for a vector input, `[1, K]`).
+    Tensor(PathBuf),
 }
 
 impl InputSource {
@@ -26,7 +30,15 @@ impl InputSource {
             Some(seed) => InputSource::Random(seed),
             None => match parse_seeded(s, "int")? {
                 Some(seed) => InputSource::Int(seed),
-                None => InputSource::Image(s.into()),
+                None => {
+                    let path = PathBuf::from(s);
+                    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                    if ext.eq_ignore_ascii_case("npy") || ext.eq_ignore_ascii_case("pb") {
+                        InputSource::Tensor(path)
+                    } else {
+                        InputSource::Image(path)
+                    }
+                }
             },
         })
     }
@@ -35,6 +47,7 @@ impl InputSource {
     pub fn load(&self, shape: Shape) -> Result<Tensor> {
         match self {
             InputSource::Image(p) => load_image(p, shape),
+            InputSource::Tensor(p) => load_tensor(p, shape),
             InputSource::Random(seed) => {
                 let mut rng = Rng::new(*seed ^ 0xabcd);
                 Ok(Tensor::from_vec(
@@ -51,6 +64,53 @@ impl InputSource {
             }
         }
     }
+}
+
+/// Read a tensor file (`.npy`, or `.pb` holding an ONNX `TensorProto`) as the input of `shape`: its
+/// dimensions must be `[1, C, H, W]` or `[C, H, W]` of that shape (`[1, C]` or `[C]` when the shape
+/// is C×1×1). Its size is checked before its data is read.
+pub fn load_tensor(path: &Path, shape: Shape) -> Result<Tensor> {
+    let cap = 4 * shape.len() as u64 + (1 << 16);
+    let shown = crate::units::shorten(&path.display().to_string());
+    let bad = |m: String| Error::Usage(format!("--input {shown}: {m}"));
+    let is_pb = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pb"));
+    let (dims, data) = if is_pb {
+        let c = crate::model::onnx::read_tensor(path)?;
+        match c.values {
+            crate::model::onnx::Values::F32(v) => (c.dims, v),
+            crate::model::onnx::Values::I64(_) => {
+                return Err(bad("holds integers; the input is a float tensor".into()));
+            }
+        }
+    } else {
+        let bytes = crate::model::read_bytes_capped(path, 2 * cap)
+            .map_err(|e| Error::io(path, e))?
+            .ok_or_else(|| {
+                bad(format!(
+                    "larger than a {} input could be (.npy of {} values)",
+                    shape,
+                    shape.len()
+                ))
+            })?;
+        crate::npy::read(&bytes).map_err(bad)?
+    };
+    let mut want: Vec<Vec<usize>> = vec![
+        vec![1, shape.c, shape.h, shape.w],
+        vec![shape.c, shape.h, shape.w],
+    ];
+    if shape.h == 1 && shape.w == 1 {
+        want.push(vec![1, shape.c]);
+        want.push(vec![shape.c]);
+    }
+    if !want.contains(&dims) {
+        return Err(bad(format!(
+            "dimensions {dims:?}, but the network's input is {:?} (channels, height, width; batch 1)",
+            want[0]
+        )));
+    }
+    Ok(Tensor::from_vec(shape, data))
 }
 
 /// Largest image file read, in bytes.

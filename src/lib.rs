@@ -26,6 +26,7 @@ pub mod input;
 pub mod kernel;
 pub mod model;
 pub mod network;
+pub mod npy;
 pub mod plan;
 pub mod precision;
 pub mod reference;

@@ -89,10 +89,27 @@ pub enum Activation {
     Logistic,
     /// `mish`: `x·tanh(ln(1 + e^x))` (the identity above 20).
     Mish,
+    /// `swish` (ONNX's SiLU, `Mul(x, Sigmoid(x))`): `x / (1 + e^−x)`, as `x·logistic(x)`.
+    Swish,
+    /// ONNX `HardSigmoid` with `alpha = 1/6`, `beta = 0.5` (the form `HardSwish` uses):
+    /// `clamp(x/6 + 0.5, 0, 1)`, computed as `x·HARD_SLOPE + 0.5`.
+    HardSigmoid,
+    /// ONNX `HardSwish`: `x·HardSigmoid(x)`.
+    HardSwish,
+}
+
+/// The slope of [`Activation::HardSigmoid`]: 1/6 rounded to f32 (bits `0x3e2aaaab`, the same
+/// constant in `shaders/common.wgsl`).
+pub const HARD_SLOPE: f32 = 1.0 / 6.0;
+
+#[inline]
+fn hard_sigmoid(x: f32) -> f32 {
+    (x * HARD_SLOPE + 0.5).clamp(0.0, 1.0)
 }
 
 impl Activation {
-    /// The activation a `.cfg` names `name` (`linear`, `leaky`, `relu`, `logistic`, `mish`); `None`
+    /// The activation a `.cfg` names `name` (`linear`, `leaky`, `relu`, `logistic`, `mish`,
+    /// `swish`, and mafat's own `hardsigmoid` and `hardswish`, which Darknet lacks: ONNX's); `None`
     /// for any other name.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
@@ -101,6 +118,9 @@ impl Activation {
             "relu" => Activation::Relu,
             "logistic" => Activation::Logistic,
             "mish" => Activation::Mish,
+            "swish" => Activation::Swish,
+            "hardsigmoid" => Activation::HardSigmoid,
+            "hardswish" => Activation::HardSwish,
             _ => return None,
         })
     }
@@ -112,6 +132,9 @@ impl Activation {
             Activation::Relu => "relu",
             Activation::Logistic => "logistic",
             Activation::Mish => "mish",
+            Activation::Swish => "swish",
+            Activation::HardSigmoid => "hardsigmoid",
+            Activation::HardSwish => "hardswish",
         }
     }
     /// Darknet's activation functions, in f32. `leaky` multiplies by the f32 constant 0.1 (Darknet
@@ -147,6 +170,9 @@ impl Activation {
                     x * (n / (n + 2.0))
                 }
             }
+            Activation::Swish => x * (1.0 / (1.0 + exp(-x))),
+            Activation::HardSigmoid => hard_sigmoid(x),
+            Activation::HardSwish => x * hard_sigmoid(x),
         }
     }
 }
@@ -268,6 +294,13 @@ pub enum LayerKind {
         /// Weight of layer `from`'s output.
         beta: f32,
     },
+    /// The input's values unchanged, in the same order, under another shape of as many elements
+    /// (ONNX `Flatten`/`Reshape`, e.g. C×H×W to a vector C·H·W×1×1 before a classifier).
+    Reshape,
+    /// `primary·scale`: every channel of the primary input multiplied by the one value of the
+    /// same channel of the second input, a C×1×1 map (ONNX `Mul` of a squeeze-and-excitation
+    /// block; Darknet's `[scale_channels]`).
+    ScaleChannels,
     /// `[region]`: the YOLOv2 detection head.
     Region(Region),
     /// `[yolo]`: the YOLOv3 detection head.
@@ -286,6 +319,8 @@ impl LayerKind {
             LayerKind::Upsample { .. } => "upsample",
             LayerKind::Reorg { .. } => "reorg",
             LayerKind::Shortcut { .. } => "shortcut",
+            LayerKind::Reshape => "reshape",
+            LayerKind::ScaleChannels => "scale",
             LayerKind::Region(_) => "region",
             LayerKind::Yolo(_) => "yolo",
         }
@@ -301,6 +336,36 @@ pub enum Source {
     Layer(usize),
 }
 
+impl Source {
+    /// What layer `i` of a chain reads: the previous layer's output, or the input for layer 0.
+    pub fn previous(i: usize) -> Source {
+        match i.checked_sub(1) {
+            Some(p) => Source::Layer(p),
+            None => Source::Input,
+        }
+    }
+
+    /// Darknet's rule for where layer `index` of `kind` reads: a route reads its `layers`, a
+    /// shortcut the previous layer and then `from`, every other layer the previous layer.
+    pub fn darknet(index: usize, kind: &LayerKind) -> Vec<Source> {
+        let prev = Source::previous(index);
+        match kind {
+            LayerKind::Route { layers } => layers.iter().map(|&l| Source::Layer(l)).collect(),
+            LayerKind::Shortcut { from, .. } => vec![prev, Source::Layer(*from)],
+            _ => vec![prev],
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Input => write!(f, "input"),
+            Source::Layer(l) => write!(f, "{l}"),
+        }
+    }
+}
+
 /// One layer with its inferred shapes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Layer {
@@ -308,10 +373,14 @@ pub struct Layer {
     pub index: usize,
     /// What the layer computes, with its parameters.
     pub kind: LayerKind,
-    /// Shape of the primary input (the previous layer's output; for a route, its concatenated inputs).
+    /// Shape of the primary input (the first source's output; for a route, its concatenated inputs).
     pub input: Shape,
     /// Shape of the layer's output map.
     pub output: Shape,
+    /// Where the layer reads from, in order: its primary input first (a route: every source in
+    /// concatenation order; a shortcut or a join: the primary input, then the second). Every
+    /// [`Source::Layer`] is an earlier layer.
+    pub sources: Vec<Source>,
 }
 
 impl Layer {
@@ -361,21 +430,22 @@ pub struct Network {
     pub input: Shape,
     /// The layers in execution order; `layers[i].index == i`.
     pub layers: Vec<Layer>,
+    /// The layers whose outputs the model declares as its outputs, in order (an ONNX graph's
+    /// outputs); empty for Darknet models, whose outputs follow [`Network::outputs`]' rule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub declared_outputs: Vec<usize>,
 }
 
 impl Network {
-    /// Where layer `i` reads from, in order (a shortcut reads the previous layer, then `from`).
+    /// Where layer `i` reads from, in order (see [`Layer::sources`]).
     pub fn sources(&self, i: usize) -> Vec<Source> {
-        let prev = if i == 0 {
-            Source::Input
-        } else {
-            Source::Layer(i - 1)
-        };
-        match &self.layers[i].kind {
-            LayerKind::Route { layers } => layers.iter().map(|&l| Source::Layer(l)).collect(),
-            LayerKind::Shortcut { from, .. } => vec![prev, Source::Layer(*from)],
-            _ => vec![prev],
-        }
+        self.layers[i].sources.clone()
+    }
+
+    /// True when layer `i` reads exactly the previous layer's output (or the network's input, for
+    /// layer 0) and nothing else: the links a fused chain of layers is made of.
+    pub fn reads_previous(&self, i: usize) -> bool {
+        self.layers[i].sources == [Source::previous(i)]
     }
 
     /// Shape of a source.
@@ -396,8 +466,12 @@ impl Network {
         self.layers.iter().map(Layer::weight_bytes).sum()
     }
 
-    /// The network's output layers: every detection head if there is any, else the last layer.
+    /// The network's output layers: the declared ones if any, else every detection head if there
+    /// is any, else the last layer.
     pub fn outputs(&self) -> Vec<usize> {
+        if !self.declared_outputs.is_empty() {
+            return self.declared_outputs.clone();
+        }
         let heads: Vec<usize> = self
             .layers
             .iter()
@@ -425,13 +499,14 @@ impl Network {
                 LayerKind::Conv(c) => c.filters.to_string(),
                 _ => String::new(),
             };
+            let joined = |sep: &str| {
+                let names: Vec<String> = l.sources.iter().map(|s| s.to_string()).collect();
+                names.join(sep)
+            };
             let input = match &l.kind {
-                LayerKind::Route { layers } => layers
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                LayerKind::Shortcut { from, .. } => format!("{} + {}", l.index - 1, from),
+                LayerKind::Route { .. } => joined(","),
+                _ if l.sources.len() > 1 => joined(" + "),
+                _ if !self.reads_previous(l.index) => format!("{}: {}", joined(""), l.input),
                 _ => l.input.to_string(),
             };
             let _ = writeln!(

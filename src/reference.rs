@@ -356,9 +356,25 @@ pub fn run_layer(net: &Network, weights: &Weights, i: usize, inputs: &[&Tensor])
             beta,
             ..
         } => shortcut(x, inputs[1], *activation, *alpha, *beta),
+        LayerKind::Reshape => Tensor::from_vec(net.layers[i].output, x.data.clone()),
+        LayerKind::ScaleChannels => scale_channels(x, inputs[1]),
         LayerKind::Region(r) => region(x, r),
         LayerKind::Yolo(y) => yolo(x, y),
     }
+}
+
+/// `x·s`: channel `c` of `x` multiplied by `s`'s value `c` (`s` holds one value per channel).
+pub fn scale_channels(x: &Tensor, s: &Tensor) -> Tensor {
+    let plane = x.shape.h * x.shape.w;
+    let mut out = x.clone();
+    if plane > 0 {
+        for (c, p) in out.data.chunks_mut(plane).enumerate() {
+            for v in p {
+                *v *= s.data[c];
+            }
+        }
+    }
+    out
 }
 
 /// Run the whole network and return the outputs of the layers in `keep`, in that order. Every other

@@ -63,20 +63,7 @@ impl Tensor {
 
     /// `.npy` (version 1.0, little-endian f32, C order, shape `(C, H, W)`).
     pub fn to_npy(&self) -> Vec<u8> {
-        let dict = format!(
-            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}, {}), }}",
-            self.shape.c, self.shape.h, self.shape.w
-        );
-        // magic(6) + version(2) + header length(2) + dict + padding + '\n' is a multiple of 64.
-        let unpadded = 10 + dict.len() + 1;
-        let pad = (64 - unpadded % 64) % 64;
-        let header = format!("{dict}{}\n", " ".repeat(pad));
-        let mut out = Vec::with_capacity(10 + header.len() + 4 * self.data.len());
-        out.extend_from_slice(b"\x93NUMPY\x01\x00");
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(bytemuck::cast_slice(&self.data));
-        out
+        crate::npy::write(&[self.shape.c, self.shape.h, self.shape.w], &self.data)
     }
 
     /// Write [`Tensor::to_npy`]'s bytes to `path` (an I/O failure is [`Error::Io`]).

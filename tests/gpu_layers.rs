@@ -49,7 +49,7 @@ fn check(name: &str, w: usize, h: usize, c: usize, layers: &str) {
 fn check_on(g: &gpu_common::Gpu, name: &str, w: usize, h: usize, c: usize, layers: &str) {
     // exp-based functions (logistic, mish, softmax) are the same operations on both sides, but an
     // adapter that fuses multiply-adds rounds the exp polynomial differently: allow 2 ulp there.
-    let exp_based = ["logistic", "mish", "[softmax]"]
+    let exp_based = ["logistic", "mish", "swish", "[softmax]"]
         .iter()
         .any(|f| layers.contains(f));
     let max_ulps = if exp_based && gpu_common::contracts_multiply_add(g) {
@@ -175,7 +175,16 @@ fn conv_kernels_strides_and_padding() {
 
 #[test]
 fn conv_activations_batchnorm_and_filter_counts() {
-    for act in ["linear", "leaky", "relu", "logistic", "mish"] {
+    for act in [
+        "linear",
+        "leaky",
+        "relu",
+        "logistic",
+        "mish",
+        "swish",
+        "hardsigmoid",
+        "hardswish",
+    ] {
         check(
             &format!("conv {act}"),
             9,

@@ -189,6 +189,7 @@ pub fn forced_cuts(net: &Network) -> Vec<usize> {
         .filter(|&k| {
             !fusable(k - 1)
                 || !fusable(k)
+                || !net.reads_previous(k)
                 || (k + 1..n).any(|j| net.sources(j).contains(&Source::Layer(k - 1)))
         })
         .collect()

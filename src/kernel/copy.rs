@@ -1,5 +1,6 @@
-//! `copy`: a route, one dispatch per source copying the whole source map into its channel offset of
-//! the output (invocations numbered linearly over x and y, one element each).
+//! `copy`: a route (or a reshape: its one source at offset 0), one dispatch per source copying the
+//! whole source map into its channel offset of the output (invocations numbered linearly over x and
+//! y, one element each).
 
 use super::{
     Binding, Kernel, PLAIN_BINDINGS, Params, ShaderCaps, Work, base_params, linear_workgroups,
@@ -15,7 +16,10 @@ impl Kernel for Copy {
     }
 
     fn supports(&self, net: &Network, layer: usize) -> bool {
-        matches!(net.layers[layer].kind, LayerKind::Route { .. })
+        matches!(
+            net.layers[layer].kind,
+            LayerKind::Route { .. } | LayerKind::Reshape
+        )
     }
 
     fn wgsl(&self, _caps: ShaderCaps) -> String {

@@ -22,6 +22,7 @@ mod maxpool;
 mod maxpool_2x2;
 pub mod params;
 mod reorg;
+mod scale_channels;
 mod shortcut;
 mod softmax;
 mod upsample;
@@ -76,6 +77,7 @@ pub static REGISTRY: &[&dyn Kernel] = &[
     &upsample::Upsample,
     &reorg::Reorg,
     &shortcut::Shortcut,
+    &scale_channels::ScaleChannels,
     &softmax::Softmax,
     &copy::Copy,
 ];

@@ -75,5 +75,8 @@ pub fn act_code(a: Activation) -> u32 {
         Activation::Relu => 2,
         Activation::Logistic => 3,
         Activation::Mish => 4,
+        Activation::Swish => 5,
+        Activation::HardSigmoid => 6,
+        Activation::HardSwish => 7,
     }
 }

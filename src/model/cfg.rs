@@ -7,7 +7,9 @@
 //! routes to later layers, zero or impossible sizes. Training-only keys are accepted and ignored.
 
 use crate::error::{Error, Result};
-use crate::network::{Activation, Conv, Layer, LayerKind, MaxPool, Network, Region, Shape, Yolo};
+use crate::network::{
+    Activation, Conv, Layer, LayerKind, MaxPool, Network, Region, Shape, Source, Yolo,
+};
 
 /// Largest width, height, channel or filter count accepted (anything larger is surely a typo).
 const MAX_DIM: i64 = 1 << 20;
@@ -197,7 +199,7 @@ impl Section {
                 cx.err(
                     line,
                     format!(
-                        "activation={v}: unsupported; expected one of linear, leaky, relu, logistic, mish"
+                        "activation={v}: unsupported; expected one of linear, leaky, relu, logistic, mish, swish, hardsigmoid, hardswish"
                     ),
                 )
             }),
@@ -377,6 +379,7 @@ pub fn parse_prefix(
         let out = checked_shape(&cx, line, index, out)?;
         layers.push(Layer {
             index,
+            sources: Source::darknet(index, &kind),
             kind,
             input: in_shape,
             output: out,
@@ -389,6 +392,7 @@ pub fn parse_prefix(
         name: origin.to_string(),
         input,
         layers,
+        declared_outputs: Vec::new(),
     })
 }
 

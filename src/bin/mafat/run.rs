@@ -6,6 +6,7 @@ use crate::output::{Report, emit};
 use crate::progress;
 use mafat::gpu::RunOutput;
 use mafat::input::InputSource;
+use mafat::model::onnx::GraphOutput;
 use mafat::model::weights::{WeightSource, Weights};
 use mafat::plan::file::PlanFile;
 use mafat::plan::search::min_peak;
@@ -28,10 +29,12 @@ enum Device {
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// A Darknet .weights file, random[:SEED] or int[:SEED].
-    #[arg(long, default_value = "random:0")]
-    weights: String,
-    /// A PNG/JPEG image (letterboxed as Darknet does), random[:SEED] or int[:SEED].
+    /// A Darknet .weights file, the .onnx model, random[:SEED] or int[:SEED] (default: an ONNX
+    /// model's own weights; random:0 for a Darknet model).
+    #[arg(long)]
+    weights: Option<String>,
+    /// A PNG/JPEG image (letterboxed as Darknet does), a tensor file (.npy, or an ONNX
+    /// TensorProto .pb) holding exactly the input, random[:SEED] or int[:SEED].
     #[arg(long, default_value = "random:0")]
     input: String,
     /// Where to run: the GPU (wgpu) or the CPU reference.
@@ -68,7 +71,8 @@ pub struct Args {
     /// Compare the GPU output with the CPU reference (and with the untiled GPU run).
     #[arg(long)]
     verify: bool,
-    /// Write the output tensor as .npy (several heads: FILE.L<layer>.npy each).
+    /// Write the outputs as .npy: an ONNX model's with their ONNX dimensions (several:
+    /// FILE.<output name>.npy each), a Darknet model's as C×H×W (several heads: FILE.L<layer>.npy).
     #[arg(long)]
     out: Option<PathBuf>,
     #[arg(long)]
@@ -90,8 +94,14 @@ pub fn main(a: Args) -> Result<()> {
     crate::args::check_runs(a.runs, crate::args::MAX_RUNS)?;
     let budget = a.budget.as_deref().map(units::parse_bytes).transpose()?;
     let choose = choice(&a, budget)?;
-    let net = a.model.load()?;
-    let weights = WeightSource::parse(&a.weights)?;
+    let loaded = a.model.load_model()?;
+    let net = loaded.net;
+    let onnx_outputs = loaded.onnx_outputs;
+    let weights = match (&a.weights, a.model.is_onnx()) {
+        (Some(w), _) => WeightSource::parse(w)?,
+        (None, true) => WeightSource::File(a.model.model.clone().into()),
+        (None, false) => WeightSource::Random(0),
+    };
     let input = InputSource::parse(&a.input)?;
     check_host_memory(&net, &a)?;
     if let Some(p) = &a.out {
@@ -100,10 +110,21 @@ pub fn main(a: Args) -> Result<()> {
     match a.device {
         Device::Cpu => {
             let (weights, x) = (weights.load(&net)?, input.load(net.input)?);
-            emit(&run_cpu(&net, &weights, &x, &a)?, a.json)
+            emit(
+                &run_cpu(&net, &weights, &x, &a, onnx_outputs.as_deref())?,
+                a.json,
+            )
         }
         Device::Gpu => {
-            let (report, problem) = run_gpu(&net, &weights, &input, &a, choose, budget)?;
+            let (report, problem) = run_gpu(
+                &net,
+                &weights,
+                &input,
+                &a,
+                choose,
+                budget,
+                onnx_outputs.as_deref(),
+            )?;
             // The report is shown either way; a wrong answer then fails the command.
             emit(&report, a.json)?;
             problem.map_or(Ok(()), |p| Err(Error::Verification(p)))
@@ -253,7 +274,13 @@ fn check_finite(heads: &[usize], outputs: &[Tensor], precision: Precision) -> Re
 }
 
 /// The CPU reference, rounding where a device storing `--precision` would.
-fn run_cpu(net: &Network, weights: &Weights, x: &Tensor, a: &Args) -> Result<CpuReport> {
+fn run_cpu(
+    net: &Network,
+    weights: &Weights,
+    x: &Tensor,
+    a: &Args,
+    onnx_outputs: Option<&[GraphOutput]>,
+) -> Result<CpuReport> {
     let (out, precision) = (a.out.as_deref(), a.device_args.precision);
     let heads = net.outputs();
     let t0 = Instant::now();
@@ -269,7 +296,7 @@ fn run_cpu(net: &Network, weights: &Weights, x: &Tensor, a: &Args) -> Result<Cpu
         macs: net.macs(),
         precision,
         files: match out {
-            Some(path) => write_outputs(path, &heads, &outputs)?,
+            Some(path) => write_outputs(path, &heads, &outputs, onnx_outputs)?,
             None => Vec::new(),
         },
         outputs: output_shapes(net, &outputs),
@@ -498,6 +525,7 @@ fn run_gpu(
     a: &Args,
     choose: ConfigChoice,
     budget: Option<u64>,
+    onnx_outputs: Option<&[GraphOutput]>,
 ) -> Result<(GpuReport, Option<String>)> {
     let session = a.device_args.session()?;
     let chosen = resolve_choice(&session, net, a, choose, budget)?;
@@ -526,7 +554,7 @@ fn run_gpu(
         None => (None, None),
     };
     let files = match a.out.as_deref() {
-        Some(path) => write_outputs(path, &net.outputs(), &last.outputs)?,
+        Some(path) => write_outputs(path, &net.outputs(), &last.outputs, onnx_outputs)?,
         None => Vec::new(),
     };
     check_finite(&net.outputs(), &last.outputs, plan.precision)?;
@@ -652,8 +680,43 @@ impl Report for GpuReport {
     }
 }
 
-/// Write the outputs as `.npy`: one file, or `FILE.L<layer>.npy` per head.
-fn write_outputs(path: &Path, heads: &[usize], outputs: &[Tensor]) -> Result<Vec<String>> {
+/// Write the outputs as `.npy`: one file, or one per output: `FILE.<name>.npy` for an ONNX
+/// model's (with its ONNX dimensions), `FILE.L<layer>.npy` per Darknet head.
+fn write_outputs(
+    path: &Path,
+    heads: &[usize],
+    outputs: &[Tensor],
+    onnx_outputs: Option<&[GraphOutput]>,
+) -> Result<Vec<String>> {
+    if let Some(named) = onnx_outputs {
+        let stem = path.with_extension("");
+        return named
+            .iter()
+            .zip(outputs)
+            .map(|(o, t)| {
+                let p = match named.len() {
+                    1 => path.to_path_buf(),
+                    _ => {
+                        let safe: String = o
+                            .name
+                            .chars()
+                            .map(
+                                |c| match c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                                    true => c,
+                                    false => '_',
+                                },
+                            )
+                            .take(64)
+                            .collect();
+                        PathBuf::from(format!("{}.{safe}.npy", stem.display()))
+                    }
+                };
+                std::fs::write(&p, mafat::npy::write(&o.dims, &t.data))
+                    .map_err(|e| Error::io(&p, e))?;
+                Ok(p.display().to_string())
+            })
+            .collect();
+    }
     if outputs.len() == 1 {
         outputs[0].write_npy(path)?;
         return Ok(vec![path.display().to_string()]);
