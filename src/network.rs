@@ -301,6 +301,22 @@ pub enum LayerKind {
     /// same channel of the second input, a C×1×1 map (ONNX `Mul` of a squeeze-and-excitation
     /// block; Darknet's `[scale_channels]`).
     ScaleChannels,
+    /// A strided spatial slice of every channel: output `(c, y, x)` = input
+    /// `(c, y0 + y·stride_y, x0 + x·stride_x)` (ONNX `Slice` on the height and width axes; the
+    /// output's size says where it ends).
+    Slice {
+        /// First input row.
+        y0: usize,
+        /// First input column.
+        x0: usize,
+        /// Step between rows taken.
+        stride_y: usize,
+        /// Step between columns taken.
+        stride_x: usize,
+    },
+    /// A C×H×W map as H·W rows of C values: output `(q, 0, c)` = input `(c, q / W, q % W)`, shaped
+    /// H·W×1×C (ONNX's `Transpose` of `[1, C, H·W]` to `[1, H·W, C]` in a detection head).
+    Transpose,
     /// `[region]`: the YOLOv2 detection head.
     Region(Region),
     /// `[yolo]`: the YOLOv3 detection head.
@@ -321,6 +337,8 @@ impl LayerKind {
             LayerKind::Shortcut { .. } => "shortcut",
             LayerKind::Reshape => "reshape",
             LayerKind::ScaleChannels => "scale",
+            LayerKind::Slice { .. } => "slice",
+            LayerKind::Transpose => "transpose",
             LayerKind::Region(_) => "region",
             LayerKind::Yolo(_) => "yolo",
         }

@@ -358,9 +358,42 @@ pub fn run_layer(net: &Network, weights: &Weights, i: usize, inputs: &[&Tensor])
         } => shortcut(x, inputs[1], *activation, *alpha, *beta),
         LayerKind::Reshape => Tensor::from_vec(net.layers[i].output, x.data.clone()),
         LayerKind::ScaleChannels => scale_channels(x, inputs[1]),
+        LayerKind::Slice {
+            y0,
+            x0,
+            stride_y,
+            stride_x,
+        } => slice(x, net.layers[i].output, (*y0, *x0), (*stride_y, *stride_x)),
+        LayerKind::Transpose => transpose(x),
         LayerKind::Region(r) => region(x, r),
         LayerKind::Yolo(y) => yolo(x, y),
     }
+}
+
+/// The strided slice of `x` shaped `out`: `(c, y, x)` reads `(c, y0 + y·sy, x0 + x·sx)`.
+pub fn slice(x: &Tensor, out: Shape, (y0, x0): (usize, usize), (sy, sx): (usize, usize)) -> Tensor {
+    let mut data = Vec::with_capacity(out.len());
+    for c in 0..out.c {
+        for y in 0..out.h {
+            for xx in 0..out.w {
+                data.push(x.at(c, y0 + y * sy, x0 + xx * sx));
+            }
+        }
+    }
+    Tensor::from_vec(out, data)
+}
+
+/// `x` (C×H×W) as H·W rows of C values, shaped H·W×1×C.
+pub fn transpose(x: &Tensor) -> Tensor {
+    let s = x.shape;
+    let hw = s.h * s.w;
+    let mut data = vec![0.0f32; s.len()];
+    for c in 0..s.c {
+        for q in 0..hw {
+            data[q * s.c + c] = x.data[c * hw + q];
+        }
+    }
+    Tensor::from_vec(Shape::new(hw, 1, s.c), data)
 }
 
 /// `x·s`: channel `c` of `x` multiplied by `s`'s value `c` (`s` holds one value per channel).

@@ -24,7 +24,9 @@ pub mod params;
 mod reorg;
 mod scale_channels;
 mod shortcut;
+mod slice;
 mod softmax;
+mod transpose;
 mod upsample;
 
 use crate::error::{Error, Result};
@@ -78,6 +80,8 @@ pub static REGISTRY: &[&dyn Kernel] = &[
     &reorg::Reorg,
     &shortcut::Shortcut,
     &scale_channels::ScaleChannels,
+    &slice::Slice,
+    &transpose::Transpose,
     &softmax::Softmax,
     &copy::Copy,
 ];

