@@ -4,6 +4,7 @@
 //! `error:` line naming the problem. The summary line gives the counts the issue asks for.
 
 mod common;
+mod onnx_build;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -128,11 +129,58 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
 }
 
 /// The files the cases read, written into `dir`.
+/// ONNX models and tensor files: a valid small one, its truncation, junk, a free-size model, an
+/// unsupported operator, and `.npy` inputs of the wrong shape, junk and an absurd header.
+fn write_onnx_files(dir: &Path) {
+    use onnx_build::{G, attr_i};
+    use prost::Message;
+    let w = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    let small = |input: &[i64], extra: Option<&str>| {
+        let mut g = G {
+            seed: 9,
+            ..Default::default()
+        };
+        let a = g.conv("x", 3, 4, 3, 1, 1);
+        let a = g.silu(&a);
+        let a = match extra {
+            Some(op) => g.op(op, &[&a], vec![]),
+            None => a,
+        };
+        let f = g.op("Flatten", &[&a], vec![attr_i("axis", 1)]);
+        let n: i64 = 4 * input[2].max(1) * input[3].max(1);
+        let wt = g.ints(2 * n as usize);
+        let wt = g.init_f(&[2, n], wt);
+        let fc = g.op("Gemm", &[&f, &wt], vec![attr_i("transB", 1)]);
+        g.model(input, &[&fc]).encode_to_vec()
+    };
+    let ok = small(&[1, 3, 8, 8], None);
+    w("small.onnx", &ok);
+    w("trunc.onnx", &ok[..ok.len() / 2]);
+    w("empty.onnx", b"");
+    w(
+        "junk.onnx",
+        &(0..4096u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    w("einsum.onnx", &small(&[1, 3, 8, 8], Some("Einsum")));
+    // A free height and width: the -1s become DimValue(-1), which the importer reads as free.
+    w("free.onnx", &small(&[1, 3, -1, -1], None));
+    w("wrong.npy", &mafat::npy::write(&[1, 3, 4, 4], &[0.0; 48]));
+    w("junk.npy", b"\x93NUMPX this is not numpy");
+    let mut big = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 3), }\n";
+    big.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    big.extend_from_slice(header.as_bytes());
+    w("big.npy", &big);
+}
+
 fn write_files(dir: &Path) {
     let w = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
     let net = "[net]\nwidth=32\nheight=32\nchannels=3\n";
     let conv = "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=leaky\n";
     w("empty.cfg", b"");
+    write_onnx_files(dir);
     w("only-net.cfg", net.as_bytes());
     w(
         "garbage.cfg",
@@ -591,6 +639,91 @@ fn cases(dir: &Path) -> Vec<Case> {
         v.push(cmd16("run", &[option, value], E("")));
     }
     v.push(case(&["layers", "--model", junk], E("")));
+
+    // ONNX models and tensor inputs.
+    v.push(case(&["layers", "--model", &f("small.onnx")], Ok));
+    v.push(case(
+        &["run", "--model", &f("small.onnx"), "--device", "cpu"],
+        Ok,
+    ));
+    v.push(case(
+        &["run", "--model", &f("small.onnx"), "--runs", "1"],
+        Ok,
+    ));
+    v.push(case(
+        &["layers", "--model", &f("trunc.onnx")],
+        E("not an ONNX model"),
+    ));
+    v.push(case(
+        &["layers", "--model", &f("junk.onnx")],
+        E("not an ONNX model"),
+    ));
+    v.push(case(&["layers", "--model", &f("empty.onnx")], E("opset")));
+    v.push(case(
+        &["layers", "--model", &f("einsum.onnx")],
+        E("Einsum is not supported"),
+    ));
+    v.push(case(&["layers", "--model", &f("free.onnx")], E("--size")));
+    v.push(case(
+        &["layers", "--model", &f("missing.onnx")],
+        E("unknown model"),
+    ));
+    v.push(case(
+        &["layers", "--model", &f("small.onnx"), "--size", "16x16"],
+        E("inner sizes differ"),
+    ));
+    v.push(case(
+        &[
+            "layers",
+            "--model",
+            &f("free.onnx"),
+            "--size",
+            "100000x100000",
+        ],
+        E("more than"),
+    ));
+    for input in ["wrong.npy", "junk.npy", "big.npy", "missing.npy"] {
+        v.push(case(
+            &[
+                "run",
+                "--model",
+                &f("small.onnx"),
+                "--device",
+                "cpu",
+                "--input",
+                &f(input),
+            ],
+            E(""),
+        ));
+    }
+    v.push(case(
+        &[
+            "run",
+            "--model",
+            &f("small.onnx"),
+            "--weights",
+            "int:1",
+            "--device",
+            "cpu",
+        ],
+        Ok,
+    ));
+    v.push(case(
+        &[
+            "run",
+            "--model",
+            &f("small.onnx"),
+            "--weights",
+            &f("junk.onnx"),
+            "--device",
+            "cpu",
+        ],
+        E("not an ONNX model"),
+    ));
+    v.push(case(
+        &["plan", "--model", &f("small.onnx"), "--budget", "1"],
+        E("fits a budget"),
+    ));
     v.push(cmd16("regret", &["--cuts", junk], E("--cuts")));
     v.push(cmd16("sweep", &["--budgets", junk], E("--budgets")));
 

@@ -44,7 +44,15 @@ pub const MAX_TENSOR_FILE_BYTES: u64 = 1 << 30;
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=25;
 
 /// The operators the importer reads (see the module docs for the forms of each).
-pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu(alpha=0.1), Sigmoid, HardSigmoid(alpha=1/6, beta=0.5), HardSwish, Clip(0, inf), Add, Sub, Mul, Div, Concat, MaxPool, GlobalAveragePool, Resize/Upsample (nearest, integer factor), Flatten, Reshape, Gemm, MatMul, Softmax, Identity, Dropout, Constant, Shape, Gather, Slice, Squeeze, Unsqueeze, Cast";
+pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu(alpha=0.1), Sigmoid, HardSigmoid(alpha=1/6, beta=0.5), HardSwish, Clip(0, inf), Add, Sub, Mul, Div, Concat, MaxPool, GlobalAveragePool, Resize/Upsample (nearest, integer factor), Flatten, Reshape, Gemm, MatMul, Softmax, Slice, Transpose (a detection head's), Identity, Dropout, Constant, Shape, Gather, Squeeze, Unsqueeze, Cast";
+
+/// Where an error about an operator points the user for [`SUPPORTED`] (the list is too long for
+/// one line of an error).
+const SEE_SUPPORTED: &str = "the operators mafat reads are listed in its README (ONNX models)";
+
+/// Largest kernel side, stride, padding, resize factor and map side the importer accepts: past it
+/// a model is surely wrong, and the kernels' 32-bit parameters must hold every figure.
+const MAX_SIDE: usize = 1 << 16;
 
 /// Whether `model` names an ONNX file (by its `.onnx` extension).
 pub fn is_onnx_path(model: &str) -> bool {
@@ -354,8 +362,13 @@ fn graph_input(
                     ));
                 }
             };
+            let too_big = [c as usize, h, w].iter().any(|&d| d > tensor::MAX_ELEMENTS)
+                || (c as usize)
+                    .checked_mul(h)
+                    .and_then(|n| n.checked_mul(w))
+                    .is_none_or(|n| n > tensor::MAX_ELEMENTS);
             let shape = Shape::new(c as usize, h, w);
-            if shape.len() > tensor::MAX_ELEMENTS {
+            if too_big {
                 return Err(format!(
                     "graph input `{name}` of {c}x{h}x{w} holds more than {} values",
                     tensor::MAX_ELEMENTS
@@ -371,8 +384,12 @@ fn graph_input(
                     "graph input `{name}` is a fixed [C, H, W] map: --size does not apply"
                 ));
             }
+            let too_big = d
+                .iter()
+                .try_fold(1usize, |n, &x| n.checked_mul(x))
+                .is_none_or(|n| n > tensor::MAX_ELEMENTS);
             let shape = Shape::new(d[0], d[1], d[2]);
-            if shape.len() > tensor::MAX_ELEMENTS {
+            if too_big {
                 return Err(format!("graph input `{name}` is too large"));
             }
             Ok((shape, Layout::Chw, d))
@@ -492,7 +509,7 @@ impl<'a> Importer<'a> {
             return Err(self.err(
                 node,
                 format!(
-                    "operator domain `{}` is not ONNX's default; mafat reads {SUPPORTED}",
+                    "operator domain `{}` is not ONNX's default; {SEE_SUPPORTED}",
                     short(node.domain())
                 ),
             ));
@@ -613,7 +630,7 @@ impl<'a> Importer<'a> {
             other => Err(self.err(
                 node,
                 format!(
-                    "operator {} is not supported; mafat reads {SUPPORTED}",
+                    "operator {} is not supported; {SEE_SUPPORTED}",
                     short(other)
                 ),
             )),
@@ -700,7 +717,11 @@ impl<'a> Importer<'a> {
         output: Shape,
         params: Option<ConvParams>,
     ) -> Result<Source> {
-        if output.is_empty() || output.len() > tensor::MAX_ELEMENTS {
+        let elements = output
+            .c
+            .checked_mul(output.h)
+            .and_then(|n| n.checked_mul(output.w));
+        if elements.is_none_or(|n| n == 0 || n > tensor::MAX_ELEMENTS) {
             return Err(self.err(
                 node,
                 format!("its output would be {output} (width x height x channels)"),
@@ -830,10 +851,10 @@ impl<'a> Importer<'a> {
                     ),
                 )
             })?;
-        if kh != kw {
+        if kh != kw || kh == 0 || kh > MAX_SIDE {
             return Err(self.err(
                 node,
-                format!("a {kh}x{kw} kernel: mafat's convolutions have square kernels"),
+                format!("a {kh}x{kw} kernel: mafat's convolutions have square kernels of 1 to {MAX_SIDE}"),
             ));
         }
         if let Some(ks) = a.ints("kernel_shape")
@@ -928,8 +949,14 @@ impl<'a> Importer<'a> {
         k: usize,
     ) -> Result<(usize, [usize; 4])> {
         let strides = a.ints("strides").unwrap_or_else(|| vec![1, 1]);
+        if k == 0 || k > MAX_SIDE {
+            return Err(self.err(
+                node,
+                format!("a {k}x{k} window: sides run from 1 to {MAX_SIDE}"),
+            ));
+        }
         let stride = match strides[..] {
-            [s, t] if s == t && s >= 1 => s as usize,
+            [s, t] if s == t && s >= 1 && s <= MAX_SIDE as i64 => s as usize,
             _ => {
                 return Err(self.err(
                     node,
@@ -942,7 +969,7 @@ impl<'a> Importer<'a> {
             "NOTSET" => {
                 let p = a.ints("pads").unwrap_or_else(|| vec![0; 4]);
                 match p[..] {
-                    [t, l, b, r] if p.iter().all(|&v| (0..=1 << 16).contains(&v)) => {
+                    [t, l, b, r] if p.iter().all(|&v| (0..=MAX_SIDE as i64).contains(&v)) => {
                         [t as usize, l as usize, b as usize, r as usize]
                     }
                     _ => {
@@ -974,6 +1001,9 @@ impl<'a> Importer<'a> {
                 ));
             }
         };
+        if pads.iter().any(|&p| p > MAX_SIDE) {
+            return Err(self.err(node, format!("pads {pads:?} pass {MAX_SIDE}")));
+        }
         if x.h + pads[0] + pads[2] < k || x.w + pads[1] + pads[3] < k {
             return Err(self.err(
                 node,
@@ -985,6 +1015,12 @@ impl<'a> Importer<'a> {
 
     fn batch_norm(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
         let x = self.map_input(node, 0)?;
+        if x.layout == Layout::Chw {
+            return Err(self.err(
+                node,
+                "its input [C, H, W] has no batch axis: batch norm's channels are axis 1 of [N, C, H, W]",
+            ));
+        }
         if a.int("training_mode").unwrap_or(0) != 0 || a.int("spatial").unwrap_or(1) != 1 {
             return Err(self.err(
                 node,
@@ -1378,7 +1414,7 @@ impl<'a> Importer<'a> {
             .ints("kernel_shape")
             .ok_or_else(|| self.err(node, "it has no kernel_shape"))?;
         let k = match ks[..] {
-            [kh, kw] if kh == kw && kh >= 1 => kh as usize,
+            [kh, kw] if kh == kw && kh >= 1 && kh <= MAX_SIDE as i64 => kh as usize,
             _ => {
                 return Err(self.err(
                     node,
@@ -1395,6 +1431,12 @@ impl<'a> Importer<'a> {
             return Err(self.err(node, "storage_order 1 is not supported"));
         }
         let ceil = a.int("ceil_mode").unwrap_or(0) != 0;
+        if ceil && a.string("auto_pad").is_some_and(|p| p != "NOTSET") {
+            return Err(self.err(
+                node,
+                "ceil_mode with auto_pad: ONNX leaves the pair undefined; give explicit pads",
+            ));
+        }
         let (s, [pt, pl, pb, pr]) = self.window_pads(node, a, x.shape, k)?;
         // ONNX's output size along an axis, and the total padding that gives it Darknet's way.
         let out_len = |len: usize, before: usize, after: usize| {
@@ -1522,8 +1564,12 @@ impl<'a> Importer<'a> {
             (self.const_input(node, 1)?.map(|c| c.floats()), None)
         };
         let factor = |out: f32, len: usize| -> Option<usize> {
-            (out >= 1.0 && out.fract() == 0.0 && (out as usize).is_multiple_of(len))
-                .then(|| out as usize / len)
+            (out >= 1.0
+                && out.fract() == 0.0
+                && out <= (MAX_SIDE * len) as f32
+                && (out as usize).is_multiple_of(len))
+            .then(|| out as usize / len)
+            .filter(|&f| f <= MAX_SIDE)
         };
         let s = match (&scales, &sizes) {
             (Some(sc), _) if sc.len() == 4 && sc[0] == 1.0 && sc[1] == 1.0 && sc[2] == sc[3] => {
@@ -2033,7 +2079,7 @@ impl<'a> Importer<'a> {
             let clamp = |v: i64| (if v < 0 { v.saturating_add(dim) } else { v }).clamp(0, dim);
             let (first, end) = (clamp(starts[k]), clamp(ends[k]));
             let count = if end > first {
-                (end - first + step - 1) / step
+                1 + (end - first - 1) / step
             } else {
                 0
             };
@@ -2122,6 +2168,9 @@ impl<'a> Importer<'a> {
                     .map(|&x| (if x < 0 { x + r } else { x }) as usize)
                     .collect();
                 ax.sort_unstable();
+                if ax.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(self.err(node, "it names an axis twice"));
+                }
                 for x in ax {
                     if x > dims.len() {
                         return Err(self.err(node, "an axis is outside the result"));
@@ -2159,10 +2208,27 @@ impl<'a> Importer<'a> {
                 let values = if to == DataType::Float as i32 || to == DataType::Double as i32 {
                     Values::F32(c.floats())
                 } else if to == DataType::Int64 as i32 || to == DataType::Int32 as i32 {
-                    match &c.values {
-                        Values::I64(v) => Values::I64(v.clone()),
-                        Values::F32(v) => Values::I64(v.iter().map(|&x| x as i64).collect()),
-                    }
+                    let narrow = to == DataType::Int32 as i32;
+                    let v: Vec<i64> = match &c.values {
+                        // To INT32 an integer wraps, as NumPy's astype does.
+                        Values::I64(v) if narrow => v.iter().map(|&x| x as i32 as i64).collect(),
+                        Values::I64(v) => v.clone(),
+                        Values::F32(v) => {
+                            let limit = if narrow {
+                                i32::MAX as f32
+                            } else {
+                                i64::MAX as f32
+                            };
+                            if v.iter().any(|x| !x.is_finite() || x.abs() >= limit) {
+                                return Err(self.err(
+                                    node,
+                                    "a float past the integer type's range (the cast is undefined there)",
+                                ));
+                            }
+                            v.iter().map(|&x| x as i64).collect()
+                        }
+                    };
+                    Values::I64(v)
                 } else {
                     return Err(self.err(node, format!("a cast to type {to}")));
                 };
@@ -2187,7 +2253,10 @@ fn reshape_dims(
     target: &[i64],
     allowzero: bool,
 ) -> std::result::Result<Vec<usize>, String> {
-    let total: usize = dims.iter().product();
+    let total = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("{dims:?} holds too many values"))?;
     let mut out = Vec::with_capacity(target.len());
     let mut free = None;
     for (i, &t) in target.iter().enumerate() {
@@ -2205,14 +2274,17 @@ fn reshape_dims(
             _ => return Err(format!("shape {target:?} is not a valid target")),
         }
     }
-    let known: usize = out.iter().product();
+    let known = out
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("shape {target:?} holds too many values"))?;
     if let Some(i) = free {
         if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("{dims:?} cannot be reshaped to {target:?}"));
         }
         out[i] = total / known;
     }
-    if out.iter().product::<usize>() != total {
+    if out.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(total) {
         return Err(format!("{dims:?} cannot be reshaped to {target:?}"));
     }
     Ok(out)
