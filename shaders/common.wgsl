@@ -28,6 +28,14 @@ const ACT_MISH: u32 = 4u;
 const ACT_SWISH: u32 = 5u;
 const ACT_HARD_SIGMOID: u32 = 6u;
 const ACT_HARD_SWISH: u32 = 7u;
+const ACT_LEAKY_RELU: u32 = 8u;
+const ACT_CLIP: u32 = 9u;
+const ACT_HARD_SIGMOID_OF: u32 = 10u;
+
+// A parameterized activation's parameters as f32 bits, fixed per pipeline (LeakyRelu: alpha; Clip:
+// lo, hi; HardSigmoid: alpha, beta).
+override ACT_A: u32 = 0u;
+override ACT_B: u32 = 0u;
 
 // e^x with exactly the operations of `mafat::network::exp` (the CPU reference), so both give the same
 // bits: Cody-Waite reduction, degree-7 Taylor polynomial, exact scaling by 2^n.
@@ -72,6 +80,14 @@ fn activate(x: f32, act: u32) -> f32 {
         case 5u: { return x * (1.0 / (1.0 + mexp(-x))); }
         case 6u: { return hard_sigmoid(x); }
         case 7u: { return x * hard_sigmoid(x); }
+        case 8u: { return select(bitcast<f32>(ACT_A) * x, x, x > 0.0); }
+        case 9u: { return min(max(x, bitcast<f32>(ACT_A)), bitcast<f32>(ACT_B)); }
+        case 10u: {
+            let y = bitcast<f32>(ACT_A) * x + bitcast<f32>(ACT_B);
+            if (y < 0.0) { return 0.0; }
+            if (y > 1.0) { return 1.0; }
+            return y;
+        }
         default: { return x; }
     }
 }

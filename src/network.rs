@@ -75,6 +75,28 @@ pub fn exp(x: f32) -> f32 {
     p * pow2(half) * pow2(n - half)
 }
 
+/// An f32 parameter held by its bits, so that an activation stays `Eq` and `Hash` (pipelines are
+/// specialized and keyed by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct F32Bits(pub u32);
+
+impl F32Bits {
+    /// `v`'s bits.
+    pub fn new(v: f32) -> Self {
+        F32Bits(v.to_bits())
+    }
+    /// The value.
+    pub fn get(self) -> f32 {
+        f32::from_bits(self.0)
+    }
+}
+
+impl Serialize for F32Bits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_f32(self.get())
+    }
+}
+
 /// Pointwise activation applied after a convolution or shortcut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,6 +118,26 @@ pub enum Activation {
     HardSigmoid,
     /// ONNX `HardSwish`: `x·HardSigmoid(x)`.
     HardSwish,
+    /// ONNX `LeakyRelu` (and `PRelu` with one slope) of any slope: `x` for `x > 0`, else
+    /// `alpha·x`.
+    LeakyRelu {
+        /// The slope below 0.
+        alpha: F32Bits,
+    },
+    /// ONNX `Clip` (ReLU6 is `Clip(0, 6)`): `min(max(x, lo), hi)`.
+    Clip {
+        /// Lower bound.
+        lo: F32Bits,
+        /// Upper bound.
+        hi: F32Bits,
+    },
+    /// ONNX `HardSigmoid` of any `alpha`, `beta`: `clamp(alpha·x + beta, 0, 1)`.
+    HardSigmoidOf {
+        /// Slope.
+        alpha: F32Bits,
+        /// Offset.
+        beta: F32Bits,
+    },
 }
 
 /// The slope of [`Activation::HardSigmoid`]: 1/6 rounded to f32 (bits `0x3e2aaaab`, the same
@@ -124,7 +166,8 @@ impl Activation {
             _ => return None,
         })
     }
-    /// The activation's `.cfg` name (the inverse of [`Activation::parse`]).
+    /// The activation's `.cfg` name (the inverse of [`Activation::parse`]; the parameterized ONNX
+    /// forms, which no `.cfg` names, by a name of their own).
     pub fn name(self) -> &'static str {
         match self {
             Activation::Linear => "linear",
@@ -135,6 +178,9 @@ impl Activation {
             Activation::Swish => "swish",
             Activation::HardSigmoid => "hardsigmoid",
             Activation::HardSwish => "hardswish",
+            Activation::LeakyRelu { .. } => "leakyrelu",
+            Activation::Clip { .. } => "clip",
+            Activation::HardSigmoidOf { .. } => "hardsigmoid_of",
         }
     }
     /// Darknet's activation functions, in f32. `leaky` multiplies by the f32 constant 0.1 (Darknet
@@ -173,6 +219,17 @@ impl Activation {
             Activation::Swish => x * (1.0 / (1.0 + exp(-x))),
             Activation::HardSigmoid => hard_sigmoid(x),
             Activation::HardSwish => x * hard_sigmoid(x),
+            Activation::LeakyRelu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha.get() * x
+                }
+            }
+            Activation::Clip { lo, hi } => x.max(lo.get()).min(hi.get()),
+            Activation::HardSigmoidOf { alpha, beta } => {
+                (alpha.get() * x + beta.get()).clamp(0.0, 1.0)
+            }
         }
     }
 }

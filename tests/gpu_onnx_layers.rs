@@ -173,6 +173,40 @@ fn head() -> ModelProto {
     g.model(&[1, 3, 10, 14], &[&t])
 }
 
+/// Parameterized activations: LeakyRelu of another slope, PRelu with one slope, ReLU6 (Clip) after
+/// a conv and standalone, HardSigmoid of any alpha and beta.
+fn activations() -> ModelProto {
+    let mut g = G {
+        seed: 5,
+        ..Default::default()
+    };
+    let a = g.conv("x", 3, 4, 3, 1, 1);
+    let a = g.op("LeakyRelu", &[&a], vec![attr_f("alpha", 0.25)]);
+    let b = g.conv(&a, 4, 4, 3, 1, 1);
+    let (lo, hi) = (g.init_f(&[], vec![0.0]), g.init_f(&[], vec![6.0]));
+    let b = g.op("Clip", &[&b, &lo, &hi], vec![]);
+    let c = g.conv(&b, 4, 4, 1, 1, 0);
+    let slope = g.init_f(&[1], vec![-0.5]);
+    let c = g.op("PRelu", &[&c, &slope], vec![]);
+    let p = g.op(
+        "MaxPool",
+        &[&c],
+        vec![
+            attr_ints("kernel_shape", &[2, 2]),
+            attr_ints("strides", &[2, 2]),
+        ],
+    );
+    let (lo, hi) = (g.init_f(&[], vec![-1.5]), g.init_f(&[], vec![2.0]));
+    let q = g.op("Clip", &[&p, &lo, &hi], vec![]);
+    let d = g.conv(&q, 4, 3, 3, 1, 1);
+    let d = g.op(
+        "HardSigmoid",
+        &[&d],
+        vec![attr_f("alpha", 0.2), attr_f("beta", 0.5)],
+    );
+    g.model(&[1, 3, 12, 10], &[&d])
+}
+
 fn import(name: &str, m: &ModelProto) -> Imported {
     onnx::import(m, name, None, &HashMap::new()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -197,6 +231,7 @@ fn onnx_layers_on_the_gpu_equal_the_reference() {
         ("residual_spp", residual_spp()),
         ("se_classifier", se_classifier()),
         ("head", head()),
+        ("activations", activations()),
     ] {
         let im = import(name, &model);
         let net = &im.network;

@@ -23,14 +23,23 @@ const TOLERANCE: f32 = 1e-4;
 const MUST_PASS: &[&str] = &[
     "test_basic_conv_with_padding",
     "test_basic_conv_without_padding",
+    "test_clip",
+    "test_clip_default_max",
     "test_clip_default_min",
     "test_conv_with_autopad_same",
     "test_conv_with_strides_no_padding",
     "test_conv_with_strides_padding",
+    "test_dropout_default",
+    "test_dropout_default_ratio",
+    "test_dropout_random_old",
     "test_globalaveragepool",
     "test_globalaveragepool_precomputed",
+    "test_hardsigmoid",
+    "test_hardsigmoid_default",
     "test_hardswish",
+    "test_identity",
     "test_leakyrelu",
+    "test_leakyrelu_default",
     "test_maxpool_2d_ceil",
     "test_maxpool_2d_ceil_output_size_reduce_by_one",
     "test_maxpool_2d_default",
@@ -41,6 +50,7 @@ const MUST_PASS: &[&str] = &[
     "test_maxpool_2d_same_upper",
     "test_maxpool_2d_strides",
     "test_relu",
+    "test_reshape_negative_extended_dims",
     "test_sigmoid",
     "test_softmax_example",
 ];
@@ -243,6 +253,7 @@ fn onnx_backend_node_tests() {
     let supported: Vec<&str> = onnx::SUPPORTED
         .split(", ")
         .flat_map(|s| s.split(['(', '/']).next())
+        .map(str::trim)
         .collect();
     println!(
         "ONNX node tests ({} dirs): per operator passed / failed / unsupported",

@@ -118,11 +118,20 @@ pub type Constants = Vec<(&'static str, u32)>;
 /// `ACT`, the activation code of work `w`'s layer ([`act_code`]): the constants of a kernel whose
 /// WGSL declares `override ACT: u32` and applies `activate(x, ACT)`.
 pub fn activation_constant(w: &Work<'_>) -> Constants {
-    match &w.net.layers[w.layer].kind {
-        LayerKind::Conv(c) => vec![("ACT", act_code(c.activation))],
-        LayerKind::Shortcut { activation, .. } => vec![("ACT", act_code(*activation))],
-        _ => Vec::new(),
+    let act = match &w.net.layers[w.layer].kind {
+        LayerKind::Conv(c) => c.activation,
+        LayerKind::Shortcut { activation, .. } => *activation,
+        _ => return Vec::new(),
+    };
+    let mut constants = vec![("ACT", act_code(act))];
+    // A parameterized activation's parameters, as f32 bits (`bitcast` in `activate`).
+    if let [a, b] = params::act_params(act)
+        && (a, b) != (0, 0)
+    {
+        constants.push(("ACT_A", a));
+        constants.push(("ACT_B", b));
     }
+    constants
 }
 
 /// What a binding of a kernel's bind group 0 receives.

@@ -78,5 +78,18 @@ pub fn act_code(a: Activation) -> u32 {
         Activation::Swish => 5,
         Activation::HardSigmoid => 6,
         Activation::HardSwish => 7,
+        Activation::LeakyRelu { .. } => 8,
+        Activation::Clip { .. } => 9,
+        Activation::HardSigmoidOf { .. } => 10,
+    }
+}
+
+/// The activation's parameters as the `ACT_A`, `ACT_B` overrides' f32 bits (0 where it has none).
+pub fn act_params(a: Activation) -> [u32; 2] {
+    match a {
+        Activation::LeakyRelu { alpha } => [alpha.0, 0],
+        Activation::Clip { lo, hi } => [lo.0, hi.0],
+        Activation::HardSigmoidOf { alpha, beta } => [alpha.0, beta.0],
+        _ => [0, 0],
     }
 }

@@ -7,9 +7,9 @@
 //! - `Conv` (any groups, square kernels, equal strides, symmetric padding, `auto_pad`), `Gemm` and
 //!   `MatMul` by a constant (as 1×1 convolutions of a C·H·W×1×1 vector) become conv layers;
 //!   `BatchNormalization`, `Add`/`Sub`/`Mul`/`Div` by a per-channel or scalar constant, and the
-//!   activations `Relu`, `LeakyRelu` (α = 0.1), `Sigmoid`, `HardSigmoid` (α = 1/6, β = 0.5),
-//!   `HardSwish`, `Clip(0, ∞)` and SiLU (`Mul(x, Sigmoid(x))`) fold into the convolution whose
-//!   output they alone read, else run as a per-channel affine layer (a depthwise 1×1 convolution).
+//!   activations `Relu`, `LeakyRelu`, `PRelu` (one slope), `Sigmoid`, `HardSigmoid`, `HardSwish`,
+//!   `Clip` and SiLU (`Mul(x, Sigmoid(x))`) fold into the convolution whose output they alone read,
+//!   else run as a per-channel affine layer (a depthwise 1×1 convolution) with that activation.
 //! - `Add`/`Sub` of two maps are shortcuts; `Mul` of a map by a C×1×1 map scales its channels;
 //!   `Concat` on channels is a route; `MaxPool`, `GlobalAveragePool`, nearest `Resize`/`Upsample` by
 //!   an integer factor, `Softmax` over a vector and `Flatten`/`Reshape` to a vector are their layers;
@@ -27,7 +27,9 @@ pub mod tensor;
 use super::onnx_pb::{self, ModelProto, NodeProto, TensorProto};
 use super::weights::{ConvParams, Weights};
 use crate::error::{Error, Result};
-use crate::network::{Activation, Conv, Layer, LayerKind, MaxPool, Network, Shape, Source};
+use crate::network::{
+    Activation, Conv, F32Bits, Layer, LayerKind, MaxPool, Network, Shape, Source,
+};
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,7 +46,7 @@ pub const MAX_TENSOR_FILE_BYTES: u64 = 1 << 30;
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=25;
 
 /// The operators the importer reads (see the module docs for the forms of each).
-pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu(alpha=0.1), Sigmoid, HardSigmoid(alpha=1/6, beta=0.5), HardSwish, Clip(0, inf), Add, Sub, Mul, Div, Concat, MaxPool, GlobalAveragePool, Resize/Upsample (nearest, integer factor), Flatten, Reshape, Gemm, MatMul, Softmax, Slice, Transpose (a detection head's), Identity, Dropout, Constant, Shape, Gather, Squeeze, Unsqueeze, Cast";
+pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, PRelu (one slope), Sigmoid, HardSigmoid, HardSwish, Clip, Add, Sub, Mul, Div, Concat, MaxPool, GlobalAveragePool, Resize/Upsample (nearest, integer factor), Flatten, Reshape, Gemm, MatMul, Softmax, Slice, Transpose (a detection head's), Identity, Dropout, Constant, Shape, Gather, Squeeze, Unsqueeze, Cast";
 
 /// Where an error about an operator points the user for [`SUPPORTED`] (the list is too long for
 /// one line of an error).
@@ -272,11 +274,21 @@ pub fn import(
                 )));
             }
         };
-        let Source::Layer(layer) = m.src else {
-            return Err(fail(format!(
-                "graph output `{}` is the input itself; a network needs at least one layer",
-                short(name)
-            )));
+        let layer = match m.src {
+            Source::Layer(layer) => layer,
+            // The input itself (an Identity or Dropout network): a copy of it.
+            Source::Input => {
+                let index = im.layers.len();
+                im.layers.push(Layer {
+                    index,
+                    kind: LayerKind::Reshape,
+                    input: m.shape,
+                    output: m.shape,
+                    sources: vec![Source::Input],
+                });
+                im.params.push(None);
+                index
+            }
         };
         outputs.push(GraphOutput {
             name: name.to_string(),
@@ -585,27 +597,33 @@ impl<'a> Importer<'a> {
             "Relu" => self.activation(node, Activation::Relu),
             "LeakyRelu" => {
                 let alpha = a.float("alpha").unwrap_or(0.01);
-                if alpha != 0.1 {
-                    return Err(self.err(
+                let act = match alpha == 0.1 {
+                    // Darknet's leaky: the same function.
+                    true => Activation::Leaky,
+                    false => Activation::LeakyRelu {
+                        alpha: F32Bits::new(alpha),
+                    },
+                };
+                self.activation(node, act)
+            }
+            "PRelu" => {
+                let slope = self.const_input(node, 1)?;
+                match slope {
+                    Some(c) if c.len() == 1 => {
+                        let alpha = F32Bits::new(c.floats()[0]);
+                        self.activation(node, Activation::LeakyRelu { alpha })
+                    }
+                    _ => Err(self.err(
                         node,
-                        format!("alpha = {alpha}: mafat's leaky activation has alpha 0.1"),
-                    ));
+                        "mafat's PRelu takes one constant slope for every channel",
+                    )),
                 }
-                self.activation(node, Activation::Leaky)
             }
             "Sigmoid" => self.sigmoid(k, node),
             "HardSigmoid" => {
-                let alpha = a.float("alpha").unwrap_or(0.2);
-                let beta = a.float("beta").unwrap_or(0.5);
-                if (alpha - 1.0 / 6.0).abs() > 1e-6 || beta != 0.5 {
-                    return Err(self.err(
-                        node,
-                        format!(
-                            "alpha = {alpha}, beta = {beta}: mafat's hard sigmoid is HardSwish's, alpha 1/6 and beta 0.5"
-                        ),
-                    ));
-                }
-                self.activation(node, Activation::HardSigmoid)
+                let alpha = F32Bits::new(a.float("alpha").unwrap_or(0.2));
+                let beta = F32Bits::new(a.float("beta").unwrap_or(0.5));
+                self.activation(node, Activation::HardSigmoidOf { alpha, beta })
             }
             "HardSwish" => self.activation(node, Activation::HardSwish),
             "Clip" => self.clip(node, &a),
@@ -1140,10 +1158,11 @@ impl<'a> Importer<'a> {
         if lo == 0.0 && (hi == f32::MAX || hi == f32::INFINITY) {
             return self.activation(node, Activation::Relu);
         }
-        Err(self.err(
-            node,
-            format!("clip to [{lo}, {hi}]: mafat clips only to [0, inf) (a ReLU)"),
-        ))
+        if lo.is_nan() || hi.is_nan() {
+            return Err(self.err(node, "a bound is NaN"));
+        }
+        let (lo, hi) = (F32Bits::new(lo), F32Bits::new(hi));
+        self.activation(node, Activation::Clip { lo, hi })
     }
 
     fn arithmetic(&mut self, node: &NodeProto) -> Result<()> {
