@@ -18,7 +18,8 @@ mod gpu_common;
 
 use mafat::model::onnx;
 use mafat::plan::Mode;
-use mafat::plan::search::min_peak;
+use mafat::plan::cost::{CalibrationKey, CostModel, CostPoint, LayerCost};
+use mafat::plan::search::{fastest, min_peak};
 use mafat::{LayerKind, Network, Tensor};
 use std::path::Path;
 
@@ -86,6 +87,60 @@ fn probes(name: &str, net: &Network) -> Vec<(usize, String)> {
     }
 }
 
+/// A made-up GPU-like cost model (per layer a fixed cost, flat until the "machine" is full, then
+/// linear in invocations; `seed` draws the figures): enough for the search to rank configurations
+/// without an adapter.
+fn flat_cost(net: &Network, seed: u64) -> CostModel {
+    let mut state = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n) as f64
+    };
+    let layers = net
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let fixed = 0.01 + next(100) * 0.01;
+            let full = [1.0, 16.0, 256.0, 4096.0][next(4) as usize];
+            let per = 0.0001 + next(50) * 0.0001;
+            LayerCost {
+                layer: i,
+                kind: l.kind.name().into(),
+                kernel: mafat::kernel::select(net, i).unwrap().name().into(),
+                points: [1.0, full, 4.0 * full, 1e6 * full]
+                    .iter()
+                    .map(|&w| CostPoint {
+                        invocations: w * 64.0,
+                        ms: fixed + per * (w - full).max(0.0),
+                    })
+                    .collect(),
+                candidates: Vec::new(),
+            }
+        })
+        .collect();
+    CostModel {
+        key: CalibrationKey {
+            adapter: "flat".into(),
+            driver: String::new(),
+            backend: String::new(),
+            model: net.name.clone(),
+            input: [net.input.c, net.input.h, net.input.w],
+            network_hash: mafat::plan::cost::network_hash(net),
+            mafat: env!("CARGO_PKG_VERSION").into(),
+            kernels: "default".into(),
+            precision: mafat::Precision::F32,
+        },
+        timing: "flat".into(),
+        layers,
+        pass_gap_ms: 0.01,
+        upload_ms: 0.01,
+        upload_ms_per_mib: 0.1,
+    }
+}
+
 fn run_case(case: &Case<'_>, goldens: &Path, gpu: &gpu_common::Gpu) {
     let im = onnx::load(case.model, None).unwrap_or_else(|e| panic!("{}: {e}", case.name));
     let net = &im.network;
@@ -149,6 +204,16 @@ fn run_case(case: &Case<'_>, goldens: &Path, gpu: &gpu_common::Gpu) {
     );
     let plan = planner.plan(&config, Mode::Layerwise, residency).unwrap();
     assert_eq!(plan.peak_bytes(), min, "{}: plan vs search", case.name);
+    // The latency search finds a configuration at exactly that budget.
+    for seed in 0..3 {
+        let pick = fastest(&planner, min, &flat_cost(net, seed)).unwrap_or_else(|e| {
+            panic!(
+                "{} (costs {seed}): the search at the minimum: {e}",
+                case.name
+            )
+        });
+        assert!(pick.peak_bytes <= min, "{}", case.name);
+    }
     let (tiled, plan, stats) = gpu
         .run_plan(net, &im.weights, &input, plan, Some(min))
         .unwrap_or_else(|e| panic!("{} at its minimum budget: {e}", case.name));

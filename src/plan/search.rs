@@ -612,6 +612,11 @@ pub fn fastest_with(
                 _ => break,
             }
         }
+        // With routes the tightening may stop short of the minimum-peak configuration, which fits
+        // whenever the minimum does: it is always an answer then.
+        if found.is_none() && min_peak <= budget {
+            found = Some((config_of(&cands, &min_path), min_plan));
+        }
         let Some((config, plan)) = found else {
             continue;
         };
