@@ -45,7 +45,10 @@ What it does:
              passes: no upload, no readback). The process's wall time is recorded too.
     mafat is also tried once on each rewritten model (refusals are reported, not fatal).
  4. Prints every round, the medians over rounds, wonnx/mafat, and each output against onnxruntime
-    (max abs diff, and that over the onnxruntime output's absmax). Progress goes to stderr.
+    (max abs diff, and that over the onnxruntime output's absmax), and, per timed process, the share
+    of the cores other processes kept busy meanwhile (from /proc/stat; lavapipe computes on the
+    CPU, so anything else running skews both sides: a warning is printed past 10%). Progress goes
+    to stderr.
 Exit status 0 unless an argument or a required file is wrong (then one line starting
 "wonnx-compare:" on stderr, status 1); a runtime that fails on a model is reported in the table.
 """
@@ -336,12 +339,40 @@ def wonnx_child(model, inp, runs, out):
 ADAPTER_RE = re.compile(r'AdapterInfo \{ name: "([^"]*)".*?backend: (\w+)')
 
 
+def _busy_s():
+    """Busy CPU seconds of the whole machine so far (all cores; /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class Foreign:
+    """The share of the machine's cores busy with processes other than our children, while
+    one child runs: (machine busy time - the child's CPU time) / (wall time x cores)."""
+
+    def __enter__(self):
+        self.b, self.t, self.c = _busy_s(), time.perf_counter(), os.times()
+        return self
+
+    def __exit__(self, *exc):
+        b, t, c = _busy_s(), time.perf_counter(), os.times()
+        own = (c.children_user - self.c.children_user) + (c.children_system - self.c.children_system)
+        self.share = None
+        if b is not None and self.b is not None and t > self.t:
+            self.share = max(0.0, (b - self.b - own) / ((t - self.t) * (os.cpu_count() or 1)))
+        return False
+
+
 def run_wonnx(model, inp, runs, out):
     env = dict(os.environ, RUST_LOG="wgpu_core::instance=info", RUST_BACKTRACE="0")
     cmd = [sys.executable, os.path.abspath(__file__), "--wonnx-child", model, inp, str(runs), out]
     t = time.perf_counter()
     try:
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        with Foreign() as fg:
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
     wall = time.perf_counter() - t
@@ -356,6 +387,7 @@ def run_wonnx(model, inp, runs, out):
     a = ADAPTER_RE.findall(p.stderr)
     res["adapter"] = ", ".join(sorted({f"{n} ({b.lower()})" for n, b in a})) or "?"
     res["process_s"] = wall
+    res["foreign"] = fg.share
     return res
 
 
@@ -363,7 +395,8 @@ def run_mafat(binary, model, inp, runs, out, env):
     cmd = [binary, "run", "--model", model, "--input", inp, "--runs", str(runs), "--json", "--out", out]
     t = time.perf_counter()
     try:
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        with Foreign() as fg:
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
     wall = time.perf_counter() - t
@@ -377,6 +410,7 @@ def run_mafat(binary, model, inp, runs, out, env):
         "adapter": j.get("adapter", "?"),
         "config": j.get("config"),
         "process_s": wall,
+        "foreign": fg.share,
     }
 
 
@@ -472,6 +506,7 @@ def main():
                         r["wonnx_fatal"] = w["error"]
                     else:
                         r["rounds_w"].append(med(w["times_ms"]))
+                        r.setdefault("foreign_w", []).append(w["foreign"])
                         r.setdefault("wonnx_load_s", []).append(w["load_s"])
                         r.setdefault("wonnx_warmup_s", []).append(w["warmup_s"])
                 if "mafat_fatal" not in r:
@@ -482,6 +517,7 @@ def main():
                     else:
                         r["rounds_m"].append(m["latency_ms"])
                         r["proc_m"].append(m["process_s"])
+                        r.setdefault("foreign_m", []).append(m["foreign"])
                         r["mafat_adapter"] = m["adapter"]
                         r["mafat_timing"] = m["timing"]
         # outputs
@@ -516,6 +552,15 @@ def main():
             f"{name:<18} {' '.join(fmt_ms(v) for v in wr) or 'n/a':<28} {fmt_ms(wm):>10} "
             f"{' '.join(fmt_ms(v) for v in mr) or 'n/a':<28} {fmt_ms(mm):>10} {ratio:>11}"
         )
+    P("")
+    fl = [v for r in info.values() for k in ("foreign_w", "foreign_m") for v in r.get(k, []) if v is not None]
+    P("other processes' share of the cores while each timed process ran (0 = quiet machine):")
+    for name, _p, _i in models:
+        r = info[name]
+        f = lambda k: " ".join("?" if v is None else f"{v:.2f}" for v in r.get(k, [])) or "-"  # noqa: E731
+        P(f"  {name:<18} wonnx {f('foreign_w'):<18} mafat {f('foreign_m')}")
+    if fl and max(fl) > 0.1:
+        P(f"  WARNING: up to {max(fl):.0%} of the cores were busy with other work: rerun on a quiet machine")
     P("")
     adapters_w = {r.get("wonnx_adapter") for r in info.values() if r.get("wonnx_adapter")}
     adapters_m = {r.get("mafat_adapter") for r in info.values() if r.get("mafat_adapter")}
