@@ -313,6 +313,20 @@ pub enum LayerKind {
     MaxPool(MaxPool),
     /// Global average pool to C×1×1.
     AvgPool,
+    /// Average over `size`×`size` windows (ONNX `AveragePool`): window rows start at
+    /// `o·stride − pads[0]`, columns at `o·stride − pads[1]`; the sum of the window's cells inside
+    /// the map is divided by their count, or with `count_include_pad` by the window's cells inside
+    /// the padded map (`pads` = top, left, bottom, right). The output's size says how many windows.
+    AvgPoolWindow {
+        /// Window side.
+        size: usize,
+        /// Step between windows, both axes.
+        stride: usize,
+        /// Zero padding: top, left, bottom, right.
+        pads: [usize; 4],
+        /// Whether padded cells count in the divisor.
+        count_include_pad: bool,
+    },
     /// Softmax over channels (Darknet's `[softmax]` on a C×1×1 input, `groups` equal slices).
     Softmax {
         /// Number of equal consecutive slices of the input, each normalized on its own.
@@ -387,6 +401,7 @@ impl LayerKind {
             LayerKind::Conv(_) => "conv",
             LayerKind::MaxPool(_) => "max",
             LayerKind::AvgPool => "avg",
+            LayerKind::AvgPoolWindow { .. } => "avgpool",
             LayerKind::Softmax { .. } => "softmax",
             LayerKind::Route { .. } => "route",
             LayerKind::Upsample { .. } => "upsample",

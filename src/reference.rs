@@ -343,6 +343,19 @@ pub fn run_layer(net: &Network, weights: &Weights, i: usize, inputs: &[&Tensor])
         LayerKind::Conv(c) => conv2d(x, c, weights.conv(i)),
         LayerKind::MaxPool(m) => maxpool(x, m),
         LayerKind::AvgPool => avgpool(x),
+        LayerKind::AvgPoolWindow {
+            size,
+            stride,
+            pads,
+            count_include_pad,
+        } => avgpool_window(
+            x,
+            net.layers[i].output,
+            *size,
+            *stride,
+            *pads,
+            *count_include_pad,
+        ),
         LayerKind::Softmax {
             groups,
             temperature,
@@ -368,6 +381,48 @@ pub fn run_layer(net: &Network, weights: &Weights, i: usize, inputs: &[&Tensor])
         LayerKind::Region(r) => region(x, r),
         LayerKind::Yolo(y) => yolo(x, y),
     }
+}
+
+/// ONNX `AveragePool` (see [`LayerKind::AvgPoolWindow`]), shaped `out`: per output, the window's
+/// cells inside the map summed in row-major order, divided by their count (with
+/// `count_include_pad`: by the window's cells inside the padded map).
+pub fn avgpool_window(
+    x: &Tensor,
+    out: Shape,
+    k: usize,
+    stride: usize,
+    pads: [usize; 4],
+    count_include_pad: bool,
+) -> Tensor {
+    let (h, w) = (x.shape.h as i64, x.shape.w as i64);
+    let (k, s) = (k as i64, stride as i64);
+    let [pt, pl, pb, pr] = pads.map(|p| p as i64);
+    let mut data = Vec::with_capacity(out.len());
+    for c in 0..out.c {
+        for oy in 0..out.h as i64 {
+            for ox in 0..out.w as i64 {
+                let (y0, x0) = (oy * s - pt, ox * s - pl);
+                let (ky0, ky1) = ((-y0).max(0), k.min(h - y0));
+                let (kx0, kx1) = ((-x0).max(0), k.min(w - x0));
+                let mut sum = 0.0f32;
+                for ky in ky0..ky1 {
+                    for kx in kx0..kx1 {
+                        sum += x.at(c, (y0 + ky) as usize, (x0 + kx) as usize);
+                    }
+                }
+                let (rows, cols) = if count_include_pad {
+                    (
+                        ((y0 + k).min(h + pb) - y0.max(-pt)).max(0),
+                        ((x0 + k).min(w + pr) - x0.max(-pl)).max(0),
+                    )
+                } else {
+                    ((ky1 - ky0).max(0), (kx1 - kx0).max(0))
+                };
+                data.push(sum / (rows * cols) as f32);
+            }
+        }
+    }
+    Tensor::from_vec(out, data)
 }
 
 /// The strided slice of `x` shaped `out`: `(c, y, x)` reads `(c, y0 + y·sy, x0 + x·sx)`.

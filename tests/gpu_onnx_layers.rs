@@ -173,8 +173,8 @@ fn head() -> ModelProto {
     g.model(&[1, 3, 10, 14], &[&t])
 }
 
-/// Parameterized activations: LeakyRelu of another slope, PRelu with one slope, ReLU6 (Clip) after
-/// a conv and standalone, HardSigmoid of any alpha and beta.
+/// Parameterized activations (LeakyRelu of another slope, PRelu with one slope, ReLU6 (Clip) after
+/// a conv and standalone, HardSigmoid of any alpha and beta) and windowed average pools.
 fn activations() -> ModelProto {
     let mut g = G {
         seed: 5,
@@ -198,6 +198,24 @@ fn activations() -> ModelProto {
     );
     let (lo, hi) = (g.init_f(&[], vec![-1.5]), g.init_f(&[], vec![2.0]));
     let q = g.op("Clip", &[&p, &lo, &hi], vec![]);
+    // Average pools: padded cells left out of the divisor, then counted.
+    let q = g.op(
+        "AveragePool",
+        &[&q],
+        vec![
+            attr_ints("kernel_shape", &[3, 3]),
+            attr_ints("pads", &[1, 1, 1, 1]),
+        ],
+    );
+    let q = g.op(
+        "AveragePool",
+        &[&q],
+        vec![
+            attr_ints("kernel_shape", &[2, 2]),
+            attr_ints("pads", &[1, 0, 1, 1]),
+            attr_i("count_include_pad", 1),
+        ],
+    );
     let d = g.conv(&q, 4, 3, 3, 1, 1);
     let d = g.op(
         "HardSigmoid",

@@ -12,6 +12,7 @@
 //! the layer (the registry is in order of preference). Detection heads run on the CPU after readback.
 
 mod avgpool;
+mod avgpool_window;
 pub mod conv2d;
 mod conv2d_1x1;
 mod conv2d_gemm;
@@ -76,6 +77,7 @@ pub static REGISTRY: &[&dyn Kernel] = &[
     &maxpool_2x2::MaxPool2x2,
     &maxpool::MaxPool,
     &avgpool::AvgPool,
+    &avgpool_window::AvgPoolWindow,
     &upsample::Upsample,
     &reorg::Reorg,
     &shortcut::Shortcut,

@@ -46,7 +46,7 @@ pub const MAX_TENSOR_FILE_BYTES: u64 = 1 << 30;
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=25;
 
 /// The operators the importer reads (see the module docs for the forms of each).
-pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, PRelu (one slope), Sigmoid, HardSigmoid, HardSwish, Clip, Add, Sub, Mul, Div, Concat, MaxPool, GlobalAveragePool, Resize/Upsample (nearest, integer factor), Flatten, Reshape, Gemm, MatMul, Softmax, Slice, Transpose (a detection head's), Identity, Dropout, Constant, Shape, Gather, Squeeze, Unsqueeze, Cast";
+pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, PRelu (one slope), Sigmoid, HardSigmoid, HardSwish, Clip, Add, Sub, Mul, Div, Concat, MaxPool, AveragePool, GlobalAveragePool, Resize/Upsample (nearest, integer factor), Flatten, Reshape, Gemm, MatMul, Softmax, Slice, Transpose (a detection head's), Identity, Dropout, Constant, Shape, Gather, Squeeze, Unsqueeze, Cast";
 
 /// Where an error about an operator points the user for [`SUPPORTED`] (the list is too long for
 /// one line of an error).
@@ -548,6 +548,15 @@ impl<'a> Importer<'a> {
                 "ceil_mode",
                 "storage_order",
             ],
+            "AveragePool" => &[
+                "kernel_shape",
+                "strides",
+                "pads",
+                "dilations",
+                "auto_pad",
+                "ceil_mode",
+                "count_include_pad",
+            ],
             "Resize" => &[
                 "mode",
                 "coordinate_transformation_mode",
@@ -631,6 +640,7 @@ impl<'a> Importer<'a> {
             "Concat" => self.concat(node, &a),
             "MaxPool" => self.maxpool(node, &a),
             "GlobalAveragePool" => self.global_average_pool(node),
+            "AveragePool" => self.average_pool(node, &a),
             "Resize" | "Upsample" => self.resize(node, &a),
             "Flatten" => self.flatten(node, &a),
             "Reshape" => self.reshape(node, &a),
@@ -1499,6 +1509,63 @@ impl<'a> Importer<'a> {
             out,
             None,
         )?;
+        self.set_map(
+            node,
+            MapVal {
+                src,
+                shape: out,
+                layout: Layout::Nchw,
+            },
+        )
+    }
+
+    fn average_pool(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
+        let x = self.map_input(node, 0)?;
+        if x.layout != Layout::Nchw {
+            return Err(self.err(node, "mafat pools 2-D maps [1, C, H, W] only"));
+        }
+        let ks = a
+            .ints("kernel_shape")
+            .ok_or_else(|| self.err(node, "it has no kernel_shape"))?;
+        let k = match ks[..] {
+            [kh, kw] if kh == kw && kh >= 1 && kh <= MAX_SIDE as i64 => kh as usize,
+            _ => {
+                return Err(self.err(
+                    node,
+                    format!("kernel_shape {ks:?}: mafat pools square 2-D windows"),
+                ));
+            }
+        };
+        if a.ints("dilations")
+            .is_some_and(|d| d.iter().any(|&v| v != 1))
+        {
+            return Err(self.err(node, "dilations other than 1 are not supported"));
+        }
+        if a.int("ceil_mode").unwrap_or(0) != 0 {
+            return Err(self.err(node, "ceil_mode 1 is not supported for average pools"));
+        }
+        let (s, pads) = self.window_pads(node, a, x.shape, k)?;
+        if pads.iter().any(|&p| p >= k) {
+            return Err(self.err(
+                node,
+                format!(
+                    "pads {pads:?} reach past a {k}x{k} window: some windows would hold no cell"
+                ),
+            ));
+        }
+        let [pt, pl, pb, pr] = pads;
+        let out = Shape::new(
+            x.shape.c,
+            (x.shape.h + pt + pb - k) / s + 1,
+            (x.shape.w + pl + pr - k) / s + 1,
+        );
+        let kind = LayerKind::AvgPoolWindow {
+            size: k,
+            stride: s,
+            pads,
+            count_include_pad: a.int("count_include_pad").unwrap_or(0) != 0,
+        };
+        let src = self.push(node, kind, vec![x.src], x.shape, out, None)?;
         self.set_map(
             node,
             MapVal {
