@@ -385,6 +385,17 @@ pub enum LayerKind {
         /// Step between columns taken.
         stride_x: usize,
     },
+    /// Constant padding: output `(c, y, x)` = input `(c, y − top, x − left)` inside the input, else
+    /// `value` (ONNX `Pad` in constant mode; a convolution's uneven padding). The output's size says
+    /// how much is added after.
+    Pad {
+        /// Rows added before.
+        top: usize,
+        /// Columns added before.
+        left: usize,
+        /// The value of added cells.
+        value: F32Bits,
+    },
     /// A C×H×W map as H·W rows of C values: output `(q, 0, c)` = input `(c, q / W, q % W)`, shaped
     /// H·W×1×C (ONNX's `Transpose` of `[1, C, H·W]` to `[1, H·W, C]` in a detection head).
     Transpose,
@@ -411,6 +422,7 @@ impl LayerKind {
             LayerKind::ScaleChannels => "scale",
             LayerKind::Slice { .. } => "slice",
             LayerKind::Transpose => "transpose",
+            LayerKind::Pad { .. } => "pad",
             LayerKind::Region(_) => "region",
             LayerKind::Yolo(_) => "yolo",
         }

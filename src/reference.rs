@@ -378,6 +378,9 @@ pub fn run_layer(net: &Network, weights: &Weights, i: usize, inputs: &[&Tensor])
             stride_x,
         } => slice(x, net.layers[i].output, (*y0, *x0), (*stride_y, *stride_x)),
         LayerKind::Transpose => transpose(x),
+        LayerKind::Pad { top, left, value } => {
+            pad(x, net.layers[i].output, *top, *left, value.get())
+        }
         LayerKind::Region(r) => region(x, r),
         LayerKind::Yolo(y) => yolo(x, y),
     }
@@ -432,6 +435,19 @@ pub fn slice(x: &Tensor, out: Shape, (y0, x0): (usize, usize), (sy, sx): (usize,
         for y in 0..out.h {
             for xx in 0..out.w {
                 data.push(x.at(c, y0 + y * sy, x0 + xx * sx));
+            }
+        }
+    }
+    Tensor::from_vec(out, data)
+}
+
+/// `x` padded to `out` with `value`, `top` rows and `left` columns before it.
+pub fn pad(x: &Tensor, out: Shape, top: usize, left: usize, value: f32) -> Tensor {
+    let mut data = vec![value; out.len()];
+    for c in 0..x.shape.c {
+        for y in 0..x.shape.h {
+            for xx in 0..x.shape.w {
+                data[(c * out.h + y + top) * out.w + xx + left] = x.at(c, y, xx);
             }
         }
     }

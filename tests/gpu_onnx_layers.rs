@@ -174,7 +174,8 @@ fn head() -> ModelProto {
 }
 
 /// Parameterized activations (LeakyRelu of another slope, PRelu with one slope, ReLU6 (Clip) after
-/// a conv and standalone, HardSigmoid of any alpha and beta) and windowed average pools.
+/// a conv and standalone, HardSigmoid of any alpha and beta), windowed average pools, a constant
+/// pad and an unevenly padded convolution.
 fn activations() -> ModelProto {
     let mut g = G {
         seed: 5,
@@ -214,6 +215,20 @@ fn activations() -> ModelProto {
             attr_ints("kernel_shape", &[2, 2]),
             attr_ints("pads", &[1, 0, 1, 1]),
             attr_i("count_include_pad", 1),
+        ],
+    );
+    // A constant pad, then a convolution padded unevenly (a pad layer before it).
+    let pads = g.init_i(&[8], &[0, 0, 1, 2, 0, 0, 0, 1]);
+    let value = g.init_f(&[], vec![1.5]);
+    let q = g.op("Pad", &[&q, &pads, &value], vec![]);
+    let w = g.ints(4 * 4 * 9);
+    let w = g.init_f(&[4, 4, 3, 3], w);
+    let q = g.op(
+        "Conv",
+        &[&q, &w],
+        vec![
+            attr_ints("pads", &[1, 0, 2, 1]),
+            attr_ints("strides", &[2, 2]),
         ],
     );
     let d = g.conv(&q, 4, 3, 3, 1, 1);

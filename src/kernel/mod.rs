@@ -21,6 +21,7 @@ pub mod conv2d_winograd;
 mod copy;
 mod maxpool;
 mod maxpool_2x2;
+mod pad;
 pub mod params;
 mod reorg;
 mod scale_channels;
@@ -83,6 +84,7 @@ pub static REGISTRY: &[&dyn Kernel] = &[
     &shortcut::Shortcut,
     &scale_channels::ScaleChannels,
     &slice::Slice,
+    &pad::Pad,
     &transpose::Transpose,
     &softmax::Softmax,
     &copy::Copy,

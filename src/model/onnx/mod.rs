@@ -4,15 +4,17 @@
 //! The graph's nodes are visited in their (topological) order; each becomes a layer, or is folded
 //! into the layer before it, or is computed at import when its inputs are constants:
 //!
-//! - `Conv` (any groups, square kernels, equal strides, symmetric padding, `auto_pad`), `Gemm` and
-//!   `MatMul` by a constant (as 1×1 convolutions of a C·H·W×1×1 vector) become conv layers;
+//! - `Conv` (any groups, square kernels, equal strides, `pads`/`auto_pad`: uneven padding is a `Pad`
+//!   layer first), `Gemm` and `MatMul` by a constant (as 1×1 convolutions of a C·H·W×1×1 vector)
+//!   become conv layers;
 //!   `BatchNormalization`, `Add`/`Sub`/`Mul`/`Div` by a per-channel or scalar constant, and the
 //!   activations `Relu`, `LeakyRelu`, `PRelu` (one slope), `Sigmoid`, `HardSigmoid`, `HardSwish`,
 //!   `Clip` and SiLU (`Mul(x, Sigmoid(x))`) fold into the convolution whose output they alone read,
 //!   else run as a per-channel affine layer (a depthwise 1×1 convolution) with that activation.
 //! - `Add`/`Sub` of two maps are shortcuts; `Mul` of a map by a C×1×1 map scales its channels;
 //!   `Concat` on channels is a route; `MaxPool`, `GlobalAveragePool`, nearest `Resize`/`Upsample` by
-//!   an integer factor, `Softmax` over a vector and `Flatten`/`Reshape` to a vector are their layers;
+//!   an integer factor, `AveragePool`, constant `Pad`, spatial `Slice`, `Softmax` over a vector and
+//!   `Flatten`/`Reshape` to a vector are their layers;
 //!   `Identity` and inference-mode `Dropout` vanish.
 //! - `Constant`, `Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze`, `Cast` and
 //!   `Reshape` on constants are computed at import (a classifier's dynamic flatten).
@@ -46,7 +48,7 @@ pub const MAX_TENSOR_FILE_BYTES: u64 = 1 << 30;
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=25;
 
 /// The operators the importer reads (see the module docs for the forms of each).
-pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, PRelu (one slope), Sigmoid, HardSigmoid, HardSwish, Clip, Add, Sub, Mul, Div, Concat, MaxPool, AveragePool, GlobalAveragePool, Resize/Upsample (nearest, integer factor), Flatten, Reshape, Gemm, MatMul, Softmax, Slice, Transpose (a detection head's), Identity, Dropout, Constant, Shape, Gather, Squeeze, Unsqueeze, Cast";
+pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, PRelu (one slope), Sigmoid, HardSigmoid, HardSwish, Clip, Add, Sub, Mul, Div, Concat, MaxPool, AveragePool, GlobalAveragePool, Resize/Upsample (nearest, integer factor), Pad (constant), Flatten, Reshape, Gemm, MatMul, Softmax, Slice, Transpose (a detection head's), Identity, Dropout, Constant, Shape, Gather, Squeeze, Unsqueeze, Cast";
 
 /// Where an error about an operator points the user for [`SUPPORTED`] (the list is too long for
 /// one line of an error).
@@ -582,6 +584,7 @@ impl<'a> Importer<'a> {
             "Slice" => &["starts", "ends", "axes"],
             "Squeeze" | "Unsqueeze" => &["axes"],
             "Transpose" => &["perm"],
+            "Pad" => &["mode", "pads", "value"],
             "Cast" => &["to", "saturate"],
             _ => &[],
         };
@@ -655,6 +658,7 @@ impl<'a> Importer<'a> {
             "Squeeze" | "Unsqueeze" => self.squeeze(node, &a),
             "Cast" => self.cast(node, &a),
             "Transpose" => self.transpose(node, &a),
+            "Pad" => self.pad(node, &a),
             other => Err(self.err(
                 node,
                 format!(
@@ -893,7 +897,33 @@ impl<'a> Importer<'a> {
                 format!("kernel_shape {ks:?} differs from its weights' {kh}x{kw}"),
             ));
         }
-        let (stride, pad) = self.window(node, a, x.shape, kh)?;
+        let (stride, pads) = self.window_pads(node, a, x.shape, kh)?;
+        // Uneven padding (TensorFlow's SAME with a stride, explicit pads): a padding layer first,
+        // then the convolution without padding.
+        let (x, pad) = match pads {
+            [t, l, b, r] if t == l && t == b && t == r => (x, t),
+            [top, left, bottom, right] => {
+                let out = Shape::new(
+                    x.shape.c,
+                    x.shape.h + top + bottom,
+                    x.shape.w + left + right,
+                );
+                let kind = LayerKind::Pad {
+                    top,
+                    left,
+                    value: F32Bits::new(0.0),
+                };
+                let src = self.push(node, kind, vec![x.src], x.shape, out, None)?;
+                (
+                    MapVal {
+                        src,
+                        shape: out,
+                        ..x
+                    },
+                    0,
+                )
+            }
+        };
         if a.ints("dilations")
             .is_some_and(|d| d.iter().any(|&v| v != 1))
         {
@@ -945,27 +975,6 @@ impl<'a> Importer<'a> {
                 layout: Layout::Nchw,
             },
         )
-    }
-
-    /// Stride and symmetric padding of a square `k`×`k` window over `x` (Conv, MaxPool without
-    /// ceil mode), from `strides`, `pads` and `auto_pad`.
-    fn window(
-        &self,
-        node: &NodeProto,
-        a: &Attrs<'_>,
-        x: Shape,
-        k: usize,
-    ) -> Result<(usize, usize)> {
-        let (stride, [pt, pl, pb, pr]) = self.window_pads(node, a, x, k)?;
-        if !(pt == pl && pt == pb && pt == pr) {
-            return Err(self.err(
-                node,
-                format!(
-                    "padding [top {pt}, left {pl}, bottom {pb}, right {pr}]: mafat pads every side alike"
-                ),
-            ));
-        }
-        Ok((stride, pt))
     }
 
     /// Stride and pads `[top, left, bottom, right]` of a square window.
@@ -1572,6 +1581,83 @@ impl<'a> Importer<'a> {
                 src,
                 shape: out,
                 layout: Layout::Nchw,
+            },
+        )
+    }
+
+    /// `Pad` in constant mode on the height and width of a `[1, C, H, W]` map.
+    fn pad(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
+        let x = self.map_input(node, 0)?;
+        let mode = a.string("mode").unwrap_or_else(|| "constant".into());
+        if mode != "constant" || x.layout != Layout::Nchw {
+            return Err(self.err(
+                node,
+                format!(
+                    "mode `{}` of {:?}: mafat pads [1, C, H, W] maps with a constant",
+                    short(&mode),
+                    dims_of(x)
+                ),
+            ));
+        }
+        let (pads, value, axes) = if self.opset < 11 {
+            (a.ints("pads"), a.float("value").unwrap_or(0.0), None)
+        } else {
+            let pads = self
+                .const_input(node, 1)?
+                .and_then(|c| c.ints().map(<[i64]>::to_vec));
+            let value = match self.const_input(node, 2)? {
+                Some(c) if c.len() == 1 => c.floats()[0],
+                Some(_) => return Err(self.err(node, "its constant_value is not a scalar")),
+                None => 0.0,
+            };
+            let axes = self
+                .const_input(node, 3)?
+                .and_then(|c| c.ints().map(<[i64]>::to_vec));
+            (pads, value, axes)
+        };
+        let pads = pads.ok_or_else(|| self.err(node, "its pads are not constant integers"))?;
+        let axes: Vec<i64> = axes.unwrap_or_else(|| (0..4).collect());
+        if pads.len() != 2 * axes.len() {
+            return Err(self.err(node, format!("pads {pads:?} for axes {axes:?}")));
+        }
+        // Per axis of [N, C, H, W]: (before, after).
+        let mut per = [(0i64, 0i64); 4];
+        for (k, &ax) in axes.iter().enumerate() {
+            let ax = if ax < 0 { ax + 4 } else { ax };
+            if !(0..4).contains(&ax) {
+                return Err(self.err(node, format!("axis {ax} of a 4-D map")));
+            }
+            per[ax as usize] = (pads[k], pads[k + axes.len()]);
+        }
+        let ok = per[0] == (0, 0)
+            && per[1] == (0, 0)
+            && per[2..].iter().all(|&(b, e)| {
+                (0..=MAX_SIDE as i64).contains(&b) && (0..=MAX_SIDE as i64).contains(&e)
+            });
+        if !ok {
+            return Err(self.err(
+                node,
+                format!("pads {pads:?}: mafat adds rows and columns (0 to {MAX_SIDE}) only, never crops or pads N or C"),
+            ));
+        }
+        let [_, _, (top, bottom), (left, right)] = per.map(|(b, e)| (b as usize, e as usize));
+        let out = Shape::new(
+            x.shape.c,
+            x.shape.h + top + bottom,
+            x.shape.w + left + right,
+        );
+        let kind = LayerKind::Pad {
+            top,
+            left,
+            value: F32Bits::new(value),
+        };
+        let src = self.push(node, kind, vec![x.src], x.shape, out, None)?;
+        self.set_map(
+            node,
+            MapVal {
+                src,
+                shape: out,
+                ..x
             },
         )
     }
