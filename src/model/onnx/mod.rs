@@ -729,6 +729,52 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// A layer of `kind` reading `x` alone, making `out` (laid out as `layout`): `node`'s output.
+    fn push_map(
+        &mut self,
+        node: &NodeProto,
+        kind: LayerKind,
+        x: MapVal,
+        out: Shape,
+        layout: Layout,
+    ) -> Result<()> {
+        let src = self.push(node, kind, vec![x.src], x.shape, out, None)?;
+        self.set_map(
+            node,
+            MapVal {
+                src,
+                shape: out,
+                layout,
+            },
+        )
+    }
+
+    /// A pool's input map and its square window side (`kernel_shape`, no dilation).
+    fn pool_window(&self, node: &NodeProto, a: &Attrs<'_>) -> Result<(MapVal, usize)> {
+        let x = self.map_input(node, 0)?;
+        if x.layout != Layout::Nchw {
+            return Err(self.err(node, "mafat pools 2-D maps [1, C, H, W] only"));
+        }
+        let ks = a
+            .ints("kernel_shape")
+            .ok_or_else(|| self.err(node, "it has no kernel_shape"))?;
+        let k = match ks[..] {
+            [kh, kw] if kh == kw && kh >= 1 && kh <= MAX_SIDE as i64 => kh as usize,
+            _ => {
+                return Err(self.err(
+                    node,
+                    format!("kernel_shape {ks:?}: mafat pools square 2-D windows"),
+                ));
+            }
+        };
+        if a.ints("dilations")
+            .is_some_and(|d| d.iter().any(|&v| v != 1))
+        {
+            return Err(self.err(node, "dilations other than 1 are not supported"));
+        }
+        Ok((x, k))
+    }
+
     /// `node` folded into the layer making `x`, which it alone read as `name`: its output is that
     /// layer's now, and `name` (the value before the fold) no longer exists.
     fn folded(&mut self, node: &NodeProto, name: &str, x: MapVal) -> Result<()> {
@@ -1444,27 +1490,7 @@ impl<'a> Importer<'a> {
     }
 
     fn maxpool(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
-        let x = self.map_input(node, 0)?;
-        if x.layout != Layout::Nchw {
-            return Err(self.err(node, "mafat pools 2-D maps [1, C, H, W] only"));
-        }
-        let ks = a
-            .ints("kernel_shape")
-            .ok_or_else(|| self.err(node, "it has no kernel_shape"))?;
-        let k = match ks[..] {
-            [kh, kw] if kh == kw && kh >= 1 && kh <= MAX_SIDE as i64 => kh as usize,
-            _ => {
-                return Err(self.err(
-                    node,
-                    format!("kernel_shape {ks:?}: mafat pools square 2-D windows"),
-                ));
-            }
-        };
-        if a.ints("dilations")
-            .is_some_and(|d| d.iter().any(|&v| v != 1))
-        {
-            return Err(self.err(node, "dilations other than 1 are not supported"));
-        }
+        let (x, k) = self.pool_window(node, a)?;
         if a.int("storage_order").unwrap_or(0) != 0 {
             return Err(self.err(node, "storage_order 1 is not supported"));
         }
@@ -1529,27 +1555,7 @@ impl<'a> Importer<'a> {
     }
 
     fn average_pool(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
-        let x = self.map_input(node, 0)?;
-        if x.layout != Layout::Nchw {
-            return Err(self.err(node, "mafat pools 2-D maps [1, C, H, W] only"));
-        }
-        let ks = a
-            .ints("kernel_shape")
-            .ok_or_else(|| self.err(node, "it has no kernel_shape"))?;
-        let k = match ks[..] {
-            [kh, kw] if kh == kw && kh >= 1 && kh <= MAX_SIDE as i64 => kh as usize,
-            _ => {
-                return Err(self.err(
-                    node,
-                    format!("kernel_shape {ks:?}: mafat pools square 2-D windows"),
-                ));
-            }
-        };
-        if a.ints("dilations")
-            .is_some_and(|d| d.iter().any(|&v| v != 1))
-        {
-            return Err(self.err(node, "dilations other than 1 are not supported"));
-        }
+        let (x, k) = self.pool_window(node, a)?;
         if a.int("ceil_mode").unwrap_or(0) != 0 {
             return Err(self.err(node, "ceil_mode 1 is not supported for average pools"));
         }
@@ -1574,15 +1580,7 @@ impl<'a> Importer<'a> {
             pads,
             count_include_pad: a.int("count_include_pad").unwrap_or(0) != 0,
         };
-        let src = self.push(node, kind, vec![x.src], x.shape, out, None)?;
-        self.set_map(
-            node,
-            MapVal {
-                src,
-                shape: out,
-                layout: Layout::Nchw,
-            },
-        )
+        self.push_map(node, kind, x, out, Layout::Nchw)
     }
 
     /// `Pad` in constant mode on the height and width of a `[1, C, H, W]` map.
@@ -1668,15 +1666,7 @@ impl<'a> Importer<'a> {
             return Err(self.err(node, "mafat pools 2-D maps [1, C, H, W] only"));
         }
         let out = Shape::new(x.shape.c, 1, 1);
-        let src = self.push(node, LayerKind::AvgPool, vec![x.src], x.shape, out, None)?;
-        self.set_map(
-            node,
-            MapVal {
-                src,
-                shape: out,
-                layout: Layout::Nchw,
-            },
-        )
+        self.push_map(node, LayerKind::AvgPool, x, out, Layout::Nchw)
     }
 
     fn resize(&mut self, node: &NodeProto, a: &Attrs<'_>) -> Result<()> {
@@ -1768,15 +1758,7 @@ impl<'a> Importer<'a> {
             stride: s,
             scale: 1.0,
         };
-        let src = self.push(node, kind, vec![x.src], x.shape, out, None)?;
-        self.set_map(
-            node,
-            MapVal {
-                src,
-                shape: out,
-                layout: Layout::Nchw,
-            },
-        )
+        self.push_map(node, kind, x, out, Layout::Nchw)
     }
 
     /// `x` as the vector `[1, C·H·W]`: the same values in the same order (a reshape layer unless
