@@ -175,7 +175,7 @@ fn head() -> ModelProto {
 
 /// Parameterized activations (LeakyRelu of another slope, PRelu with one slope, ReLU6 (Clip) after
 /// a conv and standalone, HardSigmoid of any alpha and beta), windowed average pools, a constant
-/// pad and an unevenly padded convolution.
+/// pad, an unevenly padded convolution, and HardSwish written as `x·HardSigmoid(x)`.
 fn activations() -> ModelProto {
     let mut g = G {
         seed: 5,
@@ -231,6 +231,13 @@ fn activations() -> ModelProto {
             attr_ints("strides", &[2, 2]),
         ],
     );
+    // HardSwish as opsets before 14 write it: x·HardSigmoid(x) with α = 1/6, β = 0.5.
+    let hs = g.op(
+        "HardSigmoid",
+        &[&q],
+        vec![attr_f("alpha", 1.0 / 6.0), attr_f("beta", 0.5)],
+    );
+    let q = g.op("Mul", &[&hs, &q], vec![]);
     let d = g.conv(&q, 4, 3, 3, 1, 1);
     let d = g.op(
         "HardSigmoid",

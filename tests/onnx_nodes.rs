@@ -51,6 +51,7 @@ const MUST_PASS: &[&str] = &[
     "test_hardsigmoid",
     "test_hardsigmoid_default",
     "test_hardswish",
+    "test_hardswish_expanded",
     "test_identity",
     "test_leakyrelu",
     "test_leakyrelu_default",

@@ -30,7 +30,7 @@ use super::onnx_pb::{self, ModelProto, NodeProto, TensorProto};
 use super::weights::{ConvParams, Weights};
 use crate::error::{Error, Result};
 use crate::network::{
-    Activation, Conv, F32Bits, Layer, LayerKind, MaxPool, Network, Shape, Source,
+    Activation, Conv, F32Bits, HARD_SLOPE, Layer, LayerKind, MaxPool, Network, Shape, Source,
 };
 use prost::Message;
 use std::collections::HashMap;
@@ -472,8 +472,10 @@ struct Importer<'a> {
     values: HashMap<String, Val>,
     /// Readers of each value (node inputs and graph outputs).
     uses: HashMap<String, usize>,
-    /// `Sigmoid(x)` outputs waiting for their `Mul(x, ·)` (SiLU): sigmoid output → x.
-    pending_swish: HashMap<String, String>,
+    /// Gates waiting for their `Mul(x, ·)`: `Sigmoid(x)` (SiLU) or `HardSigmoid(x)` with
+    /// HardSwish's α = 1/6, β = 0.5 (how opsets before 14 write HardSwish): gate output → (x, the
+    /// activation `x·gate(x)` is).
+    pending_swish: HashMap<String, (String, Activation)>,
     nodes: &'a [NodeProto],
 }
 
@@ -633,8 +635,17 @@ impl<'a> Importer<'a> {
             }
             "Sigmoid" => self.sigmoid(k, node),
             "HardSigmoid" => {
-                let alpha = F32Bits::new(a.float("alpha").unwrap_or(0.2));
-                let beta = F32Bits::new(a.float("beta").unwrap_or(0.5));
+                let alpha = a.float("alpha").unwrap_or(0.2);
+                let beta = a.float("beta").unwrap_or(0.5);
+                // x·HardSigmoid(x) with HardSwish's constants is HardSwish, operation for operation.
+                if alpha.to_bits() == HARD_SLOPE.to_bits()
+                    && beta == 0.5
+                    && self.gate(k, node, Activation::HardSwish)
+                {
+                    self.map_input(node, 0)?;
+                    return Ok(());
+                }
+                let (alpha, beta) = (F32Bits::new(alpha), F32Bits::new(beta));
                 self.activation(node, Activation::HardSigmoidOf { alpha, beta })
             }
             "HardSwish" => self.activation(node, Activation::HardSwish),
@@ -1181,26 +1192,34 @@ impl<'a> Importer<'a> {
         self.set_map(node, y)
     }
 
-    fn sigmoid(&mut self, k: usize, node: &NodeProto) -> Result<()> {
-        let x = self.map_input(node, 0)?;
+    /// Whether `node` (a gate g of its input x) is the first half of `Mul(x, g(x))` with x read
+    /// only by the two and g(x) only by the Mul: then it waits for the Mul as `product`.
+    fn gate(&mut self, k: usize, node: &NodeProto, product: Activation) -> bool {
         let xname = node.input[0].clone();
         let sname = node.output.first().cloned().unwrap_or_default();
-        // SiLU: x read only by this Sigmoid and one Mul(x, Sigmoid(x)) (in either order), which
-        // alone reads the Sigmoid.
         let partner = self.nodes[k + 1..].iter().find(|n| {
             n.op_type() == "Mul"
                 && n.input.len() == 2
                 && n.input.contains(&xname)
                 && n.input.contains(&sname)
         });
-        let swish = partner.is_some()
+        let gated = partner.is_some()
             && self.uses.get(&xname).copied() == Some(2)
             && self.uses.get(&sname).copied() == Some(1)
             && node.output.len() == 1;
-        if swish {
-            self.pending_swish.insert(sname, xname);
+        if gated {
+            self.pending_swish.insert(sname, (xname, product));
+        }
+        gated
+    }
+
+    fn sigmoid(&mut self, k: usize, node: &NodeProto) -> Result<()> {
+        let x = self.map_input(node, 0)?;
+        // SiLU: Mul(x, Sigmoid(x)) (in either order) folds into one activation.
+        if self.gate(k, node, Activation::Swish) {
             return Ok(());
         }
+        let xname = node.input[0].clone();
         self.activate(node, &xname, x, Activation::Logistic, 1)
     }
 
@@ -1239,11 +1258,12 @@ impl<'a> Importer<'a> {
             // SiLU's second half: Mul(x, Sigmoid(x)), the Sigmoid left pending.
             let (an, bn) = (node.input[0].clone(), node.input[1].clone());
             for (s, x) in [(&bn, &an), (&an, &bn)] {
-                if self.pending_swish.get(s) == Some(x) {
+                if let Some((gx, act)) = self.pending_swish.get(s).cloned()
+                    && &gx == x
+                {
                     self.pending_swish.remove(s);
                     let xm = self.map_input(node, usize::from(x == &bn))?;
-                    let x = x.clone();
-                    return self.activate(node, &x, xm, Activation::Swish, 2);
+                    return self.activate(node, &gx, xm, act, 2);
                 }
             }
         }
