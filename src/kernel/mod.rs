@@ -11,6 +11,29 @@
 //! Which kernel runs a layer is [`select`]'s answer: the first kernel of [`REGISTRY`] that supports
 //! the layer (the registry is in order of preference). Detection heads run on the CPU after readback.
 
+/// The methods of a kernel that computes one output element per invocation over the work's region,
+/// in 8×8 workgroups with z over the channels, binding only its input and output
+/// ([`region_grid`], [`region_elements`], [`PLAIN_BINDINGS`]): pools, resizes, slices, pads.
+macro_rules! one_per_output_element {
+    () => {
+        fn workgroup_size(&self, _entry: usize) -> [u32; 3] {
+            [8, 8, 1]
+        }
+
+        fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
+            region_grid(w)
+        }
+
+        fn invocations(&self, w: &Work<'_>) -> u64 {
+            region_elements(w)
+        }
+
+        fn bindings(&self, _entry: usize) -> &'static [Binding] {
+            PLAIN_BINDINGS
+        }
+    };
+}
+
 mod avgpool;
 mod avgpool_window;
 pub mod conv2d;

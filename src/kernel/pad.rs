@@ -23,21 +23,7 @@ impl Kernel for Pad {
         include_str!("../../shaders/pad.wgsl").into()
     }
 
-    fn workgroup_size(&self, _entry: usize) -> [u32; 3] {
-        [8, 8, 1]
-    }
-
-    fn workgroups(&self, w: &Work<'_>, _stage: usize) -> [u32; 3] {
-        region_grid(w)
-    }
-
-    fn invocations(&self, w: &Work<'_>) -> u64 {
-        region_elements(w)
-    }
-
-    fn bindings(&self, _entry: usize) -> &'static [Binding] {
-        PLAIN_BINDINGS
-    }
+    one_per_output_element!();
 
     fn params(&self, w: &Work<'_>, _stage: usize) -> Params {
         let mut p = base_params(w);

@@ -865,27 +865,41 @@ impl<'a> Importer<'a> {
         act: Activation,
     ) -> Result<MapVal> {
         let c = x.shape.c;
-        let conv = Conv {
-            filters: c,
-            size: 1,
-            stride: 1,
-            padding: 0,
-            groups: c,
-            batch_normalize: false,
-            activation: act,
+        let params = ConvParams {
+            weights: scale,
+            bias,
         };
-        let src = self.push(
-            node,
-            LayerKind::Conv(conv),
-            vec![x.src],
-            x.shape,
-            x.shape,
-            Some(ConvParams {
-                weights: scale,
-                bias,
-            }),
-        )?;
-        Ok(MapVal { src, ..x })
+        self.push_conv(node, x, (c, 1, 1, 0, c), act, x.shape, params)
+    }
+
+    /// A convolution layer reading `x`: `(filters, size, stride, padding, groups)`, `act`, making
+    /// `out` (its layout `x`'s) with `params` (a Conv, a Gemm as a 1×1, an affine as a depthwise
+    /// 1×1).
+    fn push_conv(
+        &mut self,
+        node: &NodeProto,
+        x: MapVal,
+        (filters, size, stride, padding, groups): (usize, usize, usize, usize, usize),
+        activation: Activation,
+        out: Shape,
+        params: ConvParams,
+    ) -> Result<MapVal> {
+        let conv = Conv {
+            filters,
+            size,
+            stride,
+            padding,
+            groups,
+            batch_normalize: false,
+            activation,
+        };
+        let kind = LayerKind::Conv(conv);
+        let src = self.push(node, kind, vec![x.src], x.shape, out, Some(params))?;
+        Ok(MapVal {
+            src,
+            shape: out,
+            ..x
+        })
     }
 
     /// `c` as one value per channel of `x` (a scalar, or `[C]`/`[1, C]` for a vector, `[C, 1, 1]`
@@ -1004,34 +1018,19 @@ impl<'a> Importer<'a> {
             (x.shape.h + 2 * pad - kh) / stride + 1,
             (x.shape.w + 2 * pad - kw) / stride + 1,
         );
-        let conv = Conv {
-            filters: m,
-            size: kh,
-            stride,
-            padding: pad,
-            groups: g,
-            batch_normalize: false,
-            activation: Activation::Linear,
+        let params = ConvParams {
+            weights: w.floats(),
+            bias,
         };
-        let src = self.push(
+        let y = self.push_conv(
             node,
-            LayerKind::Conv(conv),
-            vec![x.src],
-            x.shape,
+            x,
+            (m, kh, stride, pad, g),
+            Activation::Linear,
             out,
-            Some(ConvParams {
-                weights: w.floats(),
-                bias,
-            }),
+            params,
         )?;
-        self.set_map(
-            node,
-            MapVal {
-                src,
-                shape: out,
-                layout: Layout::Nchw,
-            },
-        )
+        self.set_map(node, y)
     }
 
     /// Stride and pads `[top, left, bottom, right]` of a square window.
@@ -1962,29 +1961,14 @@ impl<'a> Importer<'a> {
             }
         };
         let out = Shape::new(n, 1, 1);
-        let conv = Conv {
-            filters: n,
-            size: 1,
-            stride: 1,
-            padding: 0,
-            groups: 1,
-            batch_normalize: false,
-            activation: Activation::Linear,
-        };
-        let src = self.push(
-            node,
-            LayerKind::Conv(conv),
-            vec![x.src],
-            x.shape,
-            out,
-            Some(ConvParams { weights, bias }),
-        )?;
+        let params = ConvParams { weights, bias };
+        let y = self.push_conv(node, x, (n, 1, 1, 0, 1), Activation::Linear, out, params)?;
+        // A vector in, a vector out.
         self.set_map(
             node,
             MapVal {
-                src,
-                shape: out,
                 layout: Layout::Nc,
+                ..y
             },
         )
     }
